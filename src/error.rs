@@ -1,0 +1,203 @@
+//! Error types: what a call, a build or an item constructor can report.
+
+use std::fmt;
+
+/// Why a request, or a whole call, got no response from its item.
+///
+/// Each request of a batch gets its own `Result`, so one bad id or one
+/// panicking item costs that request alone: the rest of the batch is
+/// answered, and the worker and its other items live on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No item with this id lives in the pool.
+    UnknownId {
+        /// The id the request was addressed to.
+        id: u64,
+    },
+    /// An item with this id already exists; the existing item is untouched.
+    DuplicateId {
+        /// The id that is taken.
+        id: u64,
+    },
+    /// The item's constructor returned an error; no item was added.
+    InitFailed {
+        /// The id of the item that was being created.
+        id: u64,
+        /// The constructor's message.
+        message: String,
+    },
+    /// The item panicked while handling this request (or while being created
+    /// or dropped). The item has been removed: its state may be torn.
+    Panicked {
+        /// The id of the item that panicked.
+        id: u64,
+        /// The panic's message.
+        message: String,
+    },
+    /// The request was sent from a worker of this pool to an item on that
+    /// same worker. The worker would wait on itself forever, so the call is
+    /// refused at once.
+    SameWorker {
+        /// The id the request was addressed to.
+        id: u64,
+        /// The worker that both sends and would have to answer.
+        worker: usize,
+    },
+    /// [`PoolItem::placement`](crate::PoolItem::placement) returned a worker
+    /// index that does not exist.
+    BadPlacement {
+        /// The id being placed.
+        id: u64,
+        /// The index returned.
+        worker: usize,
+        /// How many workers the pool has.
+        workers: usize,
+    },
+    /// The pool is shut down (or shutting down); the request was not sent.
+    Shutdown,
+    /// `shutdown` was called from one of the pool's own workers, which cannot
+    /// wait for itself to stop. The pool is closed to new requests and stops
+    /// once that worker returns to its loop.
+    ShutdownFromWorker,
+    /// The item answered with a response of another kind than the request
+    /// expects (a bug in the item's `Request` implementation).
+    UnexpectedResponse {
+        /// The id the request was addressed to.
+        id: u64,
+    },
+    /// The calling thread is exiting and its thread-local state is gone.
+    ThreadExiting,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownId { id } => write!(f, "no pool item has id {id}"),
+            Error::DuplicateId { id } => write!(f, "a pool item with id {id} already exists"),
+            Error::InitFailed { id, message } => {
+                write!(f, "creating pool item {id} failed: {message}")
+            }
+            Error::Panicked { id, message } => {
+                write!(f, "pool item {id} panicked and was removed: {message}")
+            }
+            Error::SameWorker { id, worker } => write!(
+                f,
+                "request for item {id} was sent from worker {worker}, which owns that item: \
+                 the call would deadlock"
+            ),
+            Error::BadPlacement { id, worker, workers } => {
+                write!(f, "placement put item {id} on worker {worker}, but the pool has {workers} workers")
+            }
+            Error::Shutdown => f.write_str("the thread pool is shut down"),
+            Error::ShutdownFromWorker => {
+                f.write_str("shutdown was called from one of the pool's own workers")
+            }
+            Error::UnexpectedResponse { id } => {
+                write!(f, "item {id} answered with a response of the wrong kind for its request")
+            }
+            Error::ThreadExiting => f.write_str("the calling thread is exiting"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why [`ThreadPoolBuilder::build`](crate::ThreadPoolBuilder::build) failed.
+/// Any worker already started has been stopped and joined.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The pool was asked for zero workers.
+    ZeroWorkers,
+    /// The ring capacity or batch size was zero.
+    ZeroCapacity,
+    /// Pinning was required but a worker could not be pinned.
+    Pinning {
+        /// The worker that could not be pinned.
+        worker: usize,
+        /// The core it was meant for (`None` when no core was available).
+        core: Option<usize>,
+    },
+    /// The OS refused to start a worker thread.
+    Spawn(std::io::Error),
+    /// A worker panicked while starting (in the start handler or in
+    /// [`PoolItem::new_thread_state`](crate::PoolItem::new_thread_state)).
+    WorkerStart {
+        /// The worker that failed.
+        worker: usize,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroWorkers => f.write_str("a thread pool needs at least one worker"),
+            BuildError::ZeroCapacity => f.write_str("ring capacity and batch size must be at least 1"),
+            BuildError::Pinning { worker, core: Some(core) } => {
+                write!(f, "pinning was required but worker {worker} could not be pinned to core {core}")
+            }
+            BuildError::Pinning { worker, core: None } => {
+                write!(f, "pinning was required but no core is available for worker {worker}")
+            }
+            BuildError::Spawn(e) => write!(f, "could not spawn a worker thread: {e}"),
+            BuildError::WorkerStart { worker, message } => {
+                write!(f, "worker {worker} panicked while starting: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The error an item's constructor returns: it reaches the caller as
+/// [`Error::InitFailed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItemError(pub String);
+
+impl NewItemError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for NewItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NewItemError {}
+
+impl From<String> for NewItemError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for NewItemError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
+/// Turns a caught panic's payload into its message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

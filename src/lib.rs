@@ -1,0 +1,61 @@
+//! # shardpool
+//!
+//! A typed thread pool of stateful objects, with messaging cheap enough that
+//! operations of a microsecond are worth sending.
+//!
+//! Each *item* is created on one worker thread, lives there for life and is
+//! reached only by typed request/response messages addressed by a `u64` id.
+//! Items need not be `Send` or `Sync`; only the messages cross threads.
+//!
+//! - Each calling thread gets its own bounded SPSC ring to each worker, made
+//!   on first use and reclaimed when the thread exits: no lock and no shared
+//!   queue on the hot path.
+//! - Workers (pinned to cores by default) drain their rings in batches, and
+//!   spin, then park, when idle: an idle pool burns no CPU.
+//! - Responses land in a per-caller slab of slots; the caller spins briefly,
+//!   then parks. No allocation per request once warm.
+//! - A panicking item, an unknown id, a call to one's own worker, a call
+//!   after shutdown: each is a typed [`Error`] for that request, never a dead
+//!   worker, a lost batch or a hang.
+//!
+//! ```
+//! use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+//! use shardpool::{AddRequest, RemoveRequest, ThreadPool};
+//!
+//! let pool = ThreadPool::<Randoms>::new(2)?;
+//! // Create 100 items, spread over the workers by id.
+//! pool.send_and_receive((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 100 })))?
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! // One request to each, answered in request order.
+//! let sums: Vec<_> = pool.send_and_receive((0..100).map(SumRequest))?.collect::<Result<_, _>>()?;
+//! assert_eq!(sums[42].id, 42);
+//! // One request, one response.
+//! let mean = pool.send_and_receive_once(MeanRequest(7))?;
+//! assert_eq!(mean.id, 7);
+//! assert!(pool.send_and_receive_once(RemoveRequest(7))?.existed);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod builder;
+mod caller;
+mod doorbell;
+mod error;
+mod item;
+mod pool;
+pub mod samples;
+mod slot;
+mod stats;
+mod sync;
+mod worker;
+
+pub use builder::{Pinning, ThreadPoolBuilder};
+pub use caller::Responses;
+pub use error::{BuildError, Error, NewItemError};
+pub use item::{
+    id_being_processed, AddRequest, AddResponse, Message, PoolItem, RemoveRequest, RemoveResponse, Reply,
+    Request,
+};
+pub use pool::{PanicReport, ThreadPool};
+pub use stats::{PoolStats, WorkerStats};

@@ -1,0 +1,86 @@
+//! Cheap per-pool statistics, kept by the workers with plain stores.
+
+use crate::sync::atomic::{bump, AtomicU64, Ordering};
+
+/// Counters one worker keeps (single writer: the worker).
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) items: AtomicU64,
+    pub(crate) callers: AtomicU64,
+}
+
+impl WorkerCounters {
+    pub(crate) fn add_batch(&self, requests: u64) {
+        bump(&self.requests, requests);
+        bump(&self.batches, 1);
+    }
+
+    pub(crate) fn set(counter: &AtomicU64, value: u64) {
+        counter.store(value, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of a pool's statistics; see
+/// [`ThreadPool::stats`](crate::ThreadPool::stats).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// One entry per worker, by index.
+    pub workers: Vec<WorkerStats>,
+    /// Caller threads registered with the pool whose rings and slots are not
+    /// yet reclaimed.
+    pub callers: usize,
+}
+
+impl PoolStats {
+    /// Items alive in the whole pool.
+    pub fn items(&self) -> u64 {
+        self.workers.iter().map(|w| w.items).sum()
+    }
+
+    /// Requests processed by the whole pool.
+    pub fn requests(&self) -> u64 {
+        self.workers.iter().map(|w| w.requests).sum()
+    }
+
+    /// Whether every worker is parked (an idle pool burns no CPU).
+    pub fn all_parked(&self) -> bool {
+        self.workers.iter().all(|w| w.parked)
+    }
+}
+
+/// One worker's statistics.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// The worker's index.
+    pub index: usize,
+    /// Items alive on the worker.
+    pub items: u64,
+    /// Requests processed (adds, removes and calls).
+    pub requests: u64,
+    /// Batches drained (one per non-empty ring visit).
+    pub batches: u64,
+    /// Times the worker parked for lack of work.
+    pub parks: u64,
+    /// Times a caller had to unpark the worker.
+    pub wakeups: u64,
+    /// Whether the worker is parked right now.
+    pub parked: bool,
+    /// Caller threads whose rings the worker polls.
+    pub callers: u64,
+}
+
+impl WorkerStats {
+    /// Mean requests per drained batch (0 when none was drained).
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            self.requests as f64 / self.batches as f64
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The synchronization shim: the only module of the crate that names atomics,
+//! `UnsafeCell`, thread parking, spin hints, the SPSC ring, thread-locals and
+//! core pinning.
+//!
+//! Built normally it re-exports `std`, `rtrb` and `core_affinity`. Built with
+//! `RUSTFLAGS="--cfg shardpool_loom"` it swaps in `loom`'s types, a small
+//! loom-visible SPSC ring ([`ring`]), a no-op pin and a fixed core count, so
+//! the loom models in `loom-tests/` check the very code that ships. Every spin
+//! loop of the crate goes through [`Spinner`] so that loom can preempt it.
+//!
+//! Nothing outside this module may use `std::sync::atomic`, `std::cell::UnsafeCell`,
+//! `std::thread::park` or `rtrb` directly (`clippy.toml` enforces the atomics).
+
+pub(crate) mod affinity;
+mod cell;
+pub(crate) mod ring;
+mod spin;
+
+pub(crate) use cell::{SetOnce, UnsafeCell};
+pub(crate) use spin::{Backoff, Spinner};
+
+pub(crate) use crossbeam_utils::CachePadded;
+
+#[cfg(shardpool_loom)]
+pub(crate) use loom::sync::{Arc, Condvar, Mutex};
+#[cfg(not(shardpool_loom))]
+pub(crate) use std::sync::{Arc, Condvar, Mutex};
+
+/// Atomic types and orderings (std or loom).
+pub(crate) mod atomic {
+    #[cfg(not(shardpool_loom))]
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+    #[cfg(shardpool_loom)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+    /// Adds `n` to a counter that only the calling thread writes.
+    ///
+    /// A load and a store instead of a locked read-modify-write: readers on
+    /// other threads only ever see a slightly stale total, which is all a
+    /// statistic needs.
+    #[inline]
+    pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+/// Threads: spawning, parking and the current thread's handle (std or loom).
+pub(crate) mod thread {
+    #[cfg(not(shardpool_loom))]
+    pub(crate) use std::thread::{current, park, Builder, JoinHandle, Thread};
+
+    #[cfg(shardpool_loom)]
+    pub(crate) use loom::thread::{current, park, Builder, JoinHandle, Thread};
+}
+
+/// Declares a thread-local that loom models per model thread.
+macro_rules! thread_local_shim {
+    ($($tt:tt)*) => {
+        #[cfg(not(shardpool_loom))]
+        std::thread_local!($($tt)*);
+        #[cfg(shardpool_loom)]
+        loom::thread_local!($($tt)*);
+    };
+}
+pub(crate) use thread_local_shim as thread_local;
+
+/// A process-wide unique number for each pool, used to key the per-thread
+/// caller handles and to detect calls from a pool's own workers.
+///
+/// This counter is not part of any protocol (it only has to hand out distinct
+/// numbers), so it stays a `std` atomic even under loom: loom atomics cannot
+/// live in a `static`.
+pub(crate) fn next_pool_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
