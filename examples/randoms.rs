@@ -14,7 +14,7 @@ const NUMBERS: usize = 100;
 const ROUNDS: u32 = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1);
     let pool = ThreadPool::<Randoms>::new(workers)?;
     println!("pool of {} workers", pool.thread_count());
 

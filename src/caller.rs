@@ -95,10 +95,6 @@ pub(crate) struct CallerShared<P: PoolItem> {
     pub(crate) active: CachePadded<AtomicBool>,
     /// Set when the caller thread has gone; its lanes are dropped once empty.
     pub(crate) retired: AtomicBool,
-    /// Per worker: the caller has announced work that the worker has not yet
-    /// looked at. Gates the doorbell so a busy caller rings it once, not per
-    /// request.
-    pub(crate) pending: Box<[CachePadded<AtomicBool>]>,
     memory: SlabMemory<Outcome<P>>,
     lane_ids: Arc<LaneIds>,
 }
@@ -206,7 +202,6 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
         thread: thread::current(),
         active: CachePadded::new(AtomicBool::new(false)),
         retired: AtomicBool::new(false),
-        pending: (0..workers).map(|_| CachePadded::new(AtomicBool::new(false))).collect(),
         memory: SlabMemory::new(),
         lane_ids: pool.lane_ids.clone(),
     });
@@ -248,16 +243,11 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
 }
 
 impl<P: PoolItem> CallerHandle<P> {
-    /// Tells worker `w` that this caller's ring has work.
+    /// Tells worker `w` that this caller's ring has work (after a push, or a
+    /// burst of pushes).
     #[inline]
     fn notify(&self, w: usize) {
-        // AcqRel: pairs with the worker's AcqRel swap of the same flag. Both
-        // sides use a read-modify-write, so either the worker's reset comes
-        // first and we ring, or ours comes first and the worker's swap
-        // acquires our push (see `worker.rs`).
-        if !self.shared.pending[w].swap(true, Ordering::AcqRel) {
-            self.pool.workers[w].doorbell.ring(lane_bit(self.shared.lane));
-        }
+        self.pool.workers[w].doorbell.ring(lane_bit(self.shared.lane));
     }
 
     /// Enters the shutdown gate; fails if the pool is closed.
@@ -380,6 +370,11 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
     /// Sends requests until the window is full, the requests run out or a
     /// ring is full; then tells the workers.
     fn fill(&mut self) {
+        // Refill only once half the window has drained, so requests leave in
+        // bursts and the doorbell rings once per burst, not per request.
+        if self.in_flight > self.pool.config.window / 2 {
+            return;
+        }
         let handle = self.handle.clone();
         while self.in_flight < self.pool.config.window {
             let stalled = match self.stalled.take() {

@@ -5,17 +5,16 @@
 //!
 //! 1. Take the doorbell's bits (plus lanes left over from the last pass).
 //! 2. CONTROL: accept new callers; if the pool is closed, go to shutdown.
-//! 3. For each hinted lane: clear the caller's `pending` flag, then drain up
-//!    to `max_batch` requests in one chunk, process them and publish each
-//!    reply. A lane still non-empty is carried to the next pass, so one busy
+//! 3. For each hinted lane: drain up to `max_batch` requests in one chunk,
+//!    process them and publish each reply. A lane still non-empty is carried to the next pass, so one busy
 //!    caller gets at most `max_batch` per pass and cannot starve the others.
 //! 4. With nothing to do: spin (bounded, yielding), then sleep on the
 //!    doorbell (see `doorbell.rs` for why no wake-up is lost).
 //!
-//! Clearing `pending` is a `swap` (AcqRel) *before* the drain: a caller
-//! that pushes after our drain has looked at the ring finds `pending` clear
-//! and rings again; a caller whose `swap(true)` came before ours had its push
-//! acquired by our swap, so the drain sees it.
+//! Taking the hint bits (a `swap`) comes *before* the drain: a caller that
+//! pushes after our drain looked at its ring sets its bit again, and a
+//! caller whose `fetch_or` came before our `swap` had its push acquired by
+//! it, so the drain sees it.
 //!
 //! Every piece of user code (constructor, hooks, `process_message`, drop)
 //! runs under `catch_unwind`: a panic costs the request and the item, never
@@ -151,9 +150,6 @@ impl<P: PoolItem> Worker<P> {
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
-            // AcqRel: see the module docs; pairs with the caller's swap in
-            // `CallerHandle::notify`.
-            lane.caller.pending[w].swap(false, Ordering::AcqRel);
             let caller = &lane.caller;
             let core = &mut self.core;
             let n = lane.consumer.drain(max, |env| core.process(env, caller));
