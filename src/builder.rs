@@ -299,27 +299,28 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
     let index = plan.index;
     set_current_worker(shared.id, index);
     shared.workers[index].doorbell.set_thread(thread::current());
-    let pinned = plan.core.is_some_and(affinity::pin_current);
-    if !pinned {
-        if plan.pinning == Pinning::Required {
-            startup.report(Err(BuildError::Pinning { worker: index, core: plan.core }));
-            return;
+    // Everything up to the report runs under `catch_unwind`: a worker that
+    // dies before reporting would leave `build` waiting forever.
+    let started = catch_unwind(AssertUnwindSafe(|| {
+        let pinned = plan.core.is_some_and(affinity::pin_current);
+        if !pinned {
+            if plan.pinning == Pinning::Required {
+                return Err(BuildError::Pinning { worker: index, core: plan.core });
+            }
+            // Undo a pin inherited from the building thread.
+            affinity::allow_current(&plan.process_cores);
         }
-        // Undo a pin inherited from the building thread.
-        affinity::allow_current(&plan.process_cores);
-    }
-    let state = catch_unwind(AssertUnwindSafe(|| {
         if let Some(h) = &plan.start {
             h(index);
         }
-        P::new_thread_state(index)
+        Ok(P::new_thread_state(index))
     }));
-    let state = match state {
-        Ok(s) => s,
+    let state = match started {
+        Ok(Ok(state)) => state,
+        Ok(Err(e)) => return startup.report(Err(e)),
         Err(payload) => {
             let message = panic_message(&*payload);
-            startup.report(Err(BuildError::WorkerStart { worker: index, message }));
-            return;
+            return startup.report(Err(BuildError::WorkerStart { worker: index, message }));
         }
     };
     startup.report(Ok(()));

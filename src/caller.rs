@@ -116,6 +116,9 @@ struct Local<P: PoolItem> {
     /// Per slot: the next slot of the in-flight list it is on, and the id its
     /// request was addressed to.
     links: Vec<(u32, u64)>,
+    /// Per worker: a batch pushed to it since it was last told (reused
+    /// between batches so a batch allocates nothing).
+    touched: Vec<bool>,
 }
 
 impl<P: PoolItem> Local<P> {
@@ -218,7 +221,13 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let handle = Rc::new(CallerHandle {
         pool: pool.clone(),
         shared,
-        local: RefCell::new(Local { producers, slab: Slab::new(), free: Vec::new(), links: Vec::new() }),
+        local: RefCell::new(Local {
+            producers,
+            slab: Slab::new(),
+            free: Vec::new(),
+            links: Vec::new(),
+            touched: vec![false; workers],
+        }),
     });
     HANDLES
         .try_with(|h| {
@@ -336,12 +345,14 @@ pub struct Responses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> {
     tail: u32,
     in_flight: usize,
     stalled: Option<Stalled<P>>,
-    touched: Vec<bool>,
     _marker: PhantomData<fn() -> R>,
 }
 
 impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, I> {
     pub(crate) fn new(pool: &'a Arc<Shared<P>>, requests: I) -> Result<Self, Error> {
+        if pool.closed.load(Ordering::Relaxed) {
+            return Err(Error::Shutdown);
+        }
         let handle = handle(pool)?;
         Ok(Self {
             pool,
@@ -351,7 +362,6 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             tail: NIL,
             in_flight: 0,
             stalled: None,
-            touched: vec![false; pool.workers.len()],
             _marker: PhantomData,
         })
     }
@@ -415,17 +425,18 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             handle.leave();
             match pushed {
                 Ok(()) => {
-                    self.touched[worker] = true;
+                    local.touched[worker] = true;
                     self.enqueue(&mut local, idx, id);
                 }
                 Err(env) => {
                     self.stalled = Some(Stalled { worker, env, idx, id });
-                    self.touched[worker] = true;
+                    local.touched[worker] = true;
                     break;
                 }
             }
         }
-        for (w, t) in self.touched.iter_mut().enumerate() {
+        let mut local = handle.local.borrow_mut();
+        for (w, t) in local.touched.iter_mut().enumerate() {
             if std::mem::take(t) {
                 handle.notify(w);
             }

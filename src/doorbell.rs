@@ -104,19 +104,22 @@ impl Doorbell {
         self.word.load(Ordering::Relaxed) != 0
     }
 
-    /// Worker: parks until a caller rings, unless one already has. Returns
-    /// `true` if the worker actually went to sleep.
-    pub(crate) fn sleep(&self) -> bool {
-        // Acquire on failure is not needed: `take` follows and acquires.
-        if self.word.compare_exchange(0, SLEEPING, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-            return false;
-        }
-        // Acquire: pairs with the waker's clearing RMW (which follows the
-        // Release `fetch_or` in the same word's modification order).
+    /// Worker: announces that it goes to sleep, unless a caller has rung
+    /// since the last `take`. On `true` the worker must call
+    /// [`park_until_rung`](Self::park_until_rung).
+    pub(crate) fn try_sleep(&self) -> bool {
+        // Relaxed: nothing is published by going to sleep, and `take`, which
+        // acquires, follows the wake-up.
+        self.word.compare_exchange(0, SLEEPING, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// Worker: parks until a caller has cleared SLEEPING.
+    pub(crate) fn park_until_rung(&self) {
+        // Acquire: pairs with the waker's clearing RMW (which follows its
+        // Release `fetch_or` in the word's modification order).
         while self.word.load(Ordering::Acquire) & SLEEPING != 0 {
             thread::park();
         }
-        true
     }
 
     /// Whether the worker is parked (or just about to park).

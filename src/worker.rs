@@ -181,8 +181,9 @@ impl<P: PoolItem> Worker<P> {
                 return;
             }
         }
-        if doorbell.sleep() {
-            crate::sync::atomic::bump(&self.counters().parks, 1);
+        if doorbell.try_sleep() {
+            crate::sync::atomic::bump(&self.pool.workers[self.core.index].counters.parks, 1);
+            doorbell.park_until_rung();
         }
     }
 

@@ -49,7 +49,9 @@ mod imp {
     }
 
     pub(super) fn pin_current(core: usize) -> bool {
-        core_affinity::set_for_current(core_affinity::CoreId { id: core })
+        // core_affinity indexes a fixed-size set without a bounds check.
+        core < libc::CPU_SETSIZE as usize
+            && core_affinity::set_for_current(core_affinity::CoreId { id: core })
     }
 
     pub(super) fn allow_current(cores: &[usize]) {

@@ -1,0 +1,167 @@
+//! A test item, `Node`, that exercises every path of the pool: state per id,
+//! per-item order, panics, failing constructors, calls back into pools.
+#![allow(dead_code)]
+
+use shardpool::{id_being_processed, Error, Message, NewItemError, PoolItem, Reply, Request, ThreadPool};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Weak;
+
+/// Counts `on_shutdown` calls across all `Node`s of the test binary.
+pub static SHUTDOWN_HOOKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Not `Send`: its state sits behind an `Rc<RefCell<..>>`.
+pub struct Node {
+    id: u64,
+    value: Rc<RefCell<i64>>,
+    log: Vec<u64>,
+    pool: Option<Weak<ThreadPool<Node>>>,
+}
+
+#[derive(Clone, Default)]
+pub struct NodeInit {
+    pub value: i64,
+    pub fail: bool,
+    pub panic: bool,
+    pub pool: Option<Weak<ThreadPool<Node>>>,
+}
+
+impl NodeInit {
+    pub fn value(value: i64) -> Self {
+        Self { value, ..Self::default() }
+    }
+}
+
+pub enum NodeApi {
+    Get(Get),
+    AddTo(AddTo),
+    Record(Record),
+    Boom(Boom),
+    Forward(Forward),
+    WhoAmI(WhoAmI),
+}
+
+#[derive(Debug)]
+pub enum NodeResponse {
+    Value(i64),
+    Recorded { seq: u64, in_order: bool, len: usize },
+    Forwarded(Result<i64, Error>),
+    Me(Option<u64>),
+    Unit,
+}
+
+impl PoolItem for Node {
+    type Init = NodeInit;
+    type Api = NodeApi;
+    type Response = NodeResponse;
+    type ThreadState = u64;
+
+    fn new_pool_item(id: u64, init: NodeInit) -> Result<Self, NewItemError> {
+        if init.panic {
+            panic!("constructor of {id} panicked");
+        }
+        if init.fail {
+            return Err(NewItemError::new(format!("node {id} refused")));
+        }
+        Ok(Node { id, value: Rc::new(RefCell::new(init.value)), log: Vec::new(), pool: init.pool })
+    }
+
+    fn process_message(&mut self, request: NodeApi) -> NodeResponse {
+        match request {
+            NodeApi::Get(_) => NodeResponse::Value(*self.value.borrow()),
+            NodeApi::AddTo(AddTo(_, d)) => {
+                *self.value.borrow_mut() += d;
+                NodeResponse::Value(*self.value.borrow())
+            }
+            NodeApi::Record(Record(_, seq)) => {
+                let in_order = self.log.last().map_or(true, |&last| last < seq);
+                self.log.push(seq);
+                NodeResponse::Recorded { seq, in_order, len: self.log.len() }
+            }
+            NodeApi::Boom(_) => {
+                // Tear the state first: the pool must not hand it out again.
+                *self.value.borrow_mut() = -1;
+                panic!("node {} exploded", self.id)
+            }
+            NodeApi::Forward(Forward(_, to)) => {
+                let pool = self.pool.as_ref().and_then(Weak::upgrade).expect("node has its pool");
+                NodeResponse::Forwarded(pool.send_and_receive_once(Get(to)))
+            }
+            NodeApi::WhoAmI(_) => NodeResponse::Me(id_being_processed()),
+        }
+    }
+
+    fn pre_process(&mut self, state: &mut u64) {
+        *state += 1;
+    }
+
+    fn on_shutdown(&mut self, _state: &mut u64) {
+        SHUTDOWN_HOOKS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+macro_rules! node_request {
+    ($req:ident, $resp:ty, $pat:pat => $out:expr) => {
+        impl Request<Node> for $req {
+            type Response = $resp;
+            fn into_message(self) -> Message<Node> {
+                Message::Call { id: self.0, request: NodeApi::$req(self) }
+            }
+            fn from_reply(reply: Reply<Node>) -> Option<$resp> {
+                match reply {
+                    Reply::Response($pat) => Some($out),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// Read the value.
+pub struct Get(pub u64);
+/// Add `.1` to the value; answers the new value.
+pub struct AddTo(pub u64, pub i64);
+/// Append `.1` to the item's log; answers whether the log is still increasing.
+pub struct Record(pub u64, pub u64);
+/// Panic inside `process_message`.
+pub struct Boom(pub u64);
+/// From inside item `.0`, call `Get(.1)` on the item's own pool.
+pub struct Forward(pub u64, pub u64);
+/// Answers `id_being_processed()` as seen inside the item.
+pub struct WhoAmI(pub u64);
+
+node_request!(Get, i64, NodeResponse::Value(v) => v);
+node_request!(AddTo, i64, NodeResponse::Value(v) => v);
+node_request!(Record, (u64, bool, usize), NodeResponse::Recorded { seq, in_order, len } => (seq, in_order, len));
+node_request!(Boom, (), NodeResponse::Unit => ());
+node_request!(Forward, Result<i64, Error>, NodeResponse::Forwarded(r) => r);
+node_request!(WhoAmI, Option<u64>, NodeResponse::Me(m) => m);
+
+/// A small deterministic generator for the stress tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Waits (bounded) until `cond` holds; returns whether it did. For eventual
+/// conditions such as a worker reclaiming a retired caller's ring.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..2000 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cond()
+}
