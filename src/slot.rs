@@ -313,3 +313,70 @@ impl<T> Slab<T> {
         SlotRef { slot: NonNull::from(self.get(index)), gen }
     }
 }
+
+#[cfg(all(test, not(shardpool_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_reply_for_a_stale_generation_is_refused() {
+        let memory = SlabMemory::new();
+        let mut slab = Slab::<String>::new();
+        slab.grow(&memory);
+        let me = thread::current();
+
+        // First use of slot 0: answered and taken.
+        let first = slab.arm(0);
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert!(unsafe { first.publish("one".to_owned(), &me) }.is_ok());
+        assert_eq!(slab.get(0).wait(Duration::ZERO), "one");
+
+        // Second use: a late reply carrying the first generation is refused
+        // and the slot stays armed for the second request.
+        let second = slab.arm(0);
+        let late = slab.stale_ref(0, 0);
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert_eq!(unsafe { late.publish("late".to_owned(), &me) }, Err("late".to_owned()));
+        assert!(!slab.get(0).is_ready());
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert!(unsafe { second.publish("two".to_owned(), &me) }.is_ok());
+        assert_eq!(slab.get(0).wait(Duration::ZERO), "two");
+    }
+
+    #[test]
+    fn an_unarmed_or_answered_slot_refuses_a_reply() {
+        let memory = SlabMemory::new();
+        let mut slab = Slab::<u32>::new();
+        slab.grow(&memory);
+        let me = thread::current();
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert_eq!(unsafe { slab.stale_ref(3, 0).publish(1, &me) }, Err(1), "never armed");
+        let r = slab.arm(3);
+        let again = slab.stale_ref(3, 0);
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert!(unsafe { r.publish(2, &me) }.is_ok());
+        // SAFETY: `memory` outlives every slot reference in this test.
+        assert_eq!(unsafe { again.publish(3, &me) }, Err(3), "already answered");
+        assert_eq!(slab.get(3).wait(Duration::ZERO), 2);
+    }
+
+    #[test]
+    fn a_parked_caller_is_woken_by_the_reply() {
+        let memory = Arc::new(SlabMemory::new());
+        let mut slab = Slab::<u64>::new();
+        slab.grow(&memory);
+        let r = slab.arm(1);
+        let me = thread::current();
+        let m2 = memory.clone();
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let _keep = m2;
+            // SAFETY: `memory` outlives every slot reference in this test.
+            unsafe { r.publish(99, &me) }.is_ok()
+        });
+        // No spin: straight to parking.
+        assert_eq!(slab.get(1).wait(Duration::ZERO), 99);
+        assert!(worker.join().unwrap());
+    }
+}

@@ -1,0 +1,64 @@
+//! Steady-state calls allocate nothing: not on the caller, not on the worker.
+
+use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+use shardpool::{AddRequest, Pinning, ThreadPool};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts every allocation in the process.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn warm_calls_and_batches_allocate_nothing() {
+    let pool =
+        ThreadPool::<Randoms>::builder().workers(2).ring_capacity(64).pinning(Pinning::Off).build().unwrap();
+    // The first call registers this thread (rings, slots) and the items are
+    // built: that allocates, and shows the counter counts.
+    let start = ALLOCS.load(Ordering::SeqCst);
+    for r in pool.send_and_receive((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 10 }))).unwrap()
+    {
+        r.unwrap();
+    }
+    assert!(ALLOCS.load(Ordering::SeqCst) > start);
+    let mut checksum = 0u128;
+    let run = |checksum: &mut u128| {
+        for id in 0..100 {
+            *checksum += pool.send_and_receive_once(SumRequest(id)).unwrap().sum;
+        }
+        for _ in 0..10 {
+            for r in pool.send_and_receive((0..1000).map(|i| SumRequest(i % 100))).unwrap() {
+                *checksum += r.unwrap().sum;
+            }
+        }
+    };
+    // Warm up: the slab grows to the largest window used.
+    run(&mut checksum);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    run(&mut checksum);
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert!(checksum > 0);
+    assert_eq!(after - before, 0, "allocations during 100 single calls and 10,000 batch elements");
+}
