@@ -7,6 +7,7 @@ use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
 use crate::sync::affinity;
 use crate::sync::thread::{self, Builder, JoinHandle};
 use crate::sync::{Arc, Condvar, Mutex};
+use crate::trace::event;
 use crate::worker::Worker;
 use std::fmt;
 use std::marker::PhantomData;
@@ -325,7 +326,9 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
     };
     startup.report(Ok(()));
     drop(startup);
+    event!(debug, worker = index, core = ?plan.core, "worker started");
     Worker::new(shared, index, state).run();
+    event!(debug, worker = index, "worker exited");
     if let Some(h) = &plan.exit {
         let _ = catch_unwind(AssertUnwindSafe(|| h(index)));
     }

@@ -29,6 +29,7 @@ use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::ring::{ring, Consumer, Producer};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{Arc, Backoff, CachePadded, Mutex};
+use crate::trace::event;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::iter::Fuse;
@@ -229,6 +230,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
             touched: vec![false; workers],
         }),
     });
+    event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
     HANDLES
         .try_with(|h| {
             let mut h = h.borrow_mut();
@@ -245,6 +247,7 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
+        event!(debug, pool = self.pool.id, lane = self.shared.lane, "caller thread retired");
         for w in self.pool.workers.iter() {
             w.doorbell.ring(lane_bit(self.shared.lane));
         }

@@ -9,6 +9,7 @@ use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, CachePadded, Mutex};
+use crate::trace::{event, span};
 use std::fmt;
 use std::time::Duration;
 
@@ -205,6 +206,7 @@ impl<P: PoolItem> ThreadPool<P> {
     pub fn send_and_receive_once<R: Request<P>>(&self, request: R) -> Result<R::Response, Error> {
         let msg = request.into_message();
         let id = msg.id();
+        span!(TRACE, "call", id);
         let worker = self.shared.route::<P>(id)?;
         let handle = caller::handle(&self.shared)?;
         let outcome = handle.call(worker, msg)?;
@@ -235,7 +237,9 @@ impl<P: PoolItem> ThreadPool<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self) -> Result<(), Error> {
-        self.shared.close();
+        if self.shared.close() {
+            event!(debug, pool = self.shared.id, "pool shutting down");
+        }
         if (0..self.thread_count()).any(|w| caller::current_worker(self.shared.id) == Some(w)) {
             return Err(Error::ShutdownFromWorker);
         }

@@ -29,6 +29,7 @@ use crate::stats::WorkerCounters;
 use crate::sync::atomic::Ordering;
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spinner};
+use crate::trace::{event, span};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -190,6 +191,7 @@ impl<P: PoolItem> Worker<P> {
     /// The pool is closed: answer everything already sent, wait for callers
     /// still inside their gate, then shut the items down.
     fn shutdown(&mut self) {
+        event!(debug, worker = self.core.index, items = self.core.items.len(), "worker shutting down");
         let mut backoff = Backoff::new();
         loop {
             self.accept();
@@ -244,9 +246,11 @@ impl<P: PoolItem> Core<P> {
     }
 
     fn handle(&mut self, msg: Message<P>) -> Outcome<P> {
+        span!(TRACE, "process", worker = self.index, id = msg.id());
         match msg {
             Message::Call { id, request } => {
                 let Some(item) = self.items.get_mut(&id) else {
+                    event!(debug, worker = self.index, id, "request for an unknown id");
                     return Err(Error::UnknownId { id });
                 };
                 let state = &mut self.state;
@@ -264,6 +268,7 @@ impl<P: PoolItem> Core<P> {
             }
             Message::Add { id, init } => {
                 if self.items.contains_key(&id) {
+                    event!(debug, worker = self.index, id, "add refused: duplicate id");
                     return Err(Error::DuplicateId { id });
                 }
                 let result = catch_unwind(AssertUnwindSafe(|| {
@@ -273,9 +278,13 @@ impl<P: PoolItem> Core<P> {
                 match result {
                     Ok(Ok(item)) => {
                         self.items.insert(id, item);
+                        event!(debug, worker = self.index, id, "item added");
                         Ok(Reply::Added { id })
                     }
-                    Ok(Err(e)) => Err(Error::InitFailed { id, message: e.0 }),
+                    Ok(Err(e)) => {
+                        event!(warn, worker = self.index, id, error = %e, "item constructor failed");
+                        Err(Error::InitFailed { id, message: e.0 })
+                    }
                     Err(payload) => Err(self.item_panicked(id, payload)),
                 }
             }
@@ -286,6 +295,7 @@ impl<P: PoolItem> Core<P> {
                         let _p = Processing::enter(id);
                         drop(item);
                     }));
+                    event!(debug, worker = self.index, id, "item removed");
                     match result {
                         Ok(()) => Ok(Reply::Removed { id, existed: true }),
                         Err(payload) => Err(self.item_panicked(id, payload)),
@@ -301,6 +311,7 @@ impl<P: PoolItem> Core<P> {
     fn item_panicked(&mut self, id: u64, payload: Box<dyn std::any::Any + Send>) -> Error {
         let message = panic_message(&*payload);
         drop(payload);
+        event!(error, worker = self.index, id, panic = %message, "item panicked and was removed");
         if let Some(item) = self.items.remove(&id) {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(item)));
         }
