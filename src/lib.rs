@@ -43,11 +43,15 @@ mod caller;
 mod doorbell;
 mod error;
 mod item;
+#[cfg(shardpool_loom)]
+#[doc(hidden)]
+pub mod loom_api;
 mod pool;
 pub mod samples;
 mod slot;
 mod stats;
 mod sync;
+mod trace;
 mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
@@ -59,3 +63,8 @@ pub use item::{
 };
 pub use pool::{PanicReport, ThreadPool};
 pub use stats::{PoolStats, WorkerStats};
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -110,9 +110,15 @@ impl Doorbell {
         self.0.take()
     }
 
-    /// Worker: sleeps unless a bit is pending; `true` if it slept.
-    pub fn sleep(&self) -> bool {
-        self.0.sleep()
+    /// Worker: announces it goes to sleep unless a bit arrived since the
+    /// last `take`; on `true` it must call [`park_until_rung`](Self::park_until_rung).
+    pub fn try_sleep(&self) -> bool {
+        self.0.try_sleep()
+    }
+
+    /// Worker: parks until a caller has cleared SLEEPING.
+    pub fn park_until_rung(&self) {
+        self.0.park_until_rung()
     }
 
     /// How many times a caller unparked the worker.
