@@ -82,6 +82,8 @@ pub(crate) struct Worker<P: PoolItem> {
     lanes: usize,
     /// Hint bits of lanes left non-empty by the last pass.
     carry: u64,
+    /// The hint bit of the lanes served last, polled directly while idle.
+    last: Option<usize>,
 }
 
 impl<P: PoolItem> Worker<P> {
@@ -93,6 +95,7 @@ impl<P: PoolItem> Worker<P> {
             buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
             lanes: 0,
             carry: 0,
+            last: None,
         }
     }
 
@@ -116,6 +119,7 @@ impl<P: PoolItem> Worker<P> {
                 self.idle();
                 continue;
             }
+            self.last = Some(hints.trailing_zeros() as usize);
             let mut bits = hints;
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
@@ -174,12 +178,27 @@ impl<P: PoolItem> Worker<P> {
     }
 
     /// Nothing to do: spin a while, then sleep until a caller rings.
+    ///
+    /// While spinning, the worker also looks straight at the rings of the
+    /// lanes it served last. For a caller doing back-to-back round trips this
+    /// takes the doorbell off the critical path (the worker sees the push as
+    /// soon as the ring's tail moves, while the caller's `fetch_or` on the
+    /// doorbell completes in parallel). It is only a shortcut: the doorbell
+    /// still carries every wake-up, and the cost is one bucket (usually one
+    /// ring), whatever the number of idle callers.
+    // NB: measured by the `round_trip` bench (`cargo bench --bench round_trip`).
     fn idle(&mut self) {
         let doorbell = &self.pool.workers[self.core.index].doorbell;
         let mut spinner = Spinner::new(self.pool.config.worker_spin);
         while spinner.spin() {
             if doorbell.pending() {
                 return;
+            }
+            if let Some(b) = self.last {
+                if self.buckets[b].iter().any(|l| !l.consumer.is_empty()) {
+                    self.carry |= 1 << b;
+                    return;
+                }
             }
         }
         if doorbell.try_sleep() {
