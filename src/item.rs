@@ -187,10 +187,11 @@ pub trait Request<P: PoolItem>: Send {
 /// [`Error::InitFailed`](crate::Error::InitFailed).
 ///
 /// ```
-/// use shardpool::{samples::Randoms, AddRequest, ThreadPool};
+/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool::{AddRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(1).unwrap();
-/// let added = pool.send_and_receive_once(AddRequest::new(3, 10)).unwrap();
+/// let added = pool.send_and_receive_once(AddRequest::new(3, RandomsInit { count: 10 })).unwrap();
 /// assert_eq!(added.id, 3);
 /// ```
 pub struct AddRequest<P: PoolItem> {
@@ -233,10 +234,11 @@ impl<P: PoolItem> Request<P> for AddRequest<P> {
 /// [`RemoveResponse`] that says whether it existed.
 ///
 /// ```
-/// use shardpool::{samples::Randoms, AddRequest, RemoveRequest, ThreadPool};
+/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool::{AddRequest, RemoveRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(1).unwrap();
-/// pool.send_and_receive_once(AddRequest::new(3, 10)).unwrap();
+/// pool.send_and_receive_once(AddRequest::new(3, RandomsInit { count: 10 })).unwrap();
 /// assert!(pool.send_and_receive_once(RemoveRequest(3)).unwrap().existed);
 /// assert!(!pool.send_and_receive_once(RemoveRequest(3)).unwrap().existed);
 /// ```

@@ -38,16 +38,25 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+// The paths `#[pool_item]` generates start with `::shardpool`, which this
+// makes valid inside the crate too (for the samples).
+extern crate self as shardpool;
+
 mod builder;
 mod caller;
 mod doorbell;
 mod error;
+mod id_provider;
 mod item;
 #[cfg(shardpool_loom)]
 #[doc(hidden)]
 pub mod loom_api;
+mod mock;
 mod pool;
+#[cfg(feature = "macros")]
+pub mod porting;
 pub mod samples;
+mod sender;
 mod slot;
 mod stats;
 mod sync;
@@ -57,11 +66,16 @@ mod worker;
 pub use builder::{Pinning, ThreadPoolBuilder};
 pub use caller::Responses;
 pub use error::{BuildError, Error, NewItemError};
+pub use id_provider::IdProvider;
 pub use item::{
     id_being_processed, AddRequest, AddResponse, Message, PoolItem, RemoveRequest, RemoveResponse, Reply,
     Request,
 };
+pub use mock::SenderAndReceiverMock;
 pub use pool::{PanicReport, ThreadPool};
+pub use sender::SenderAndReceiver;
+#[cfg(feature = "macros")]
+pub use shardpool_macros::pool_item;
 pub use stats::{PoolStats, WorkerStats};
 
 /// The README's example, compiled and run as a doc test.

@@ -155,3 +155,33 @@ impl Request<Randoms> for SumRequest {
         }
     }
 }
+
+/// A canned answer for a mock pool of [`Randoms`].
+///
+/// ```
+/// use shardpool::samples::{MeanResponse, Randoms, RandomsResponse};
+/// use shardpool::Reply;
+///
+/// let reply = Reply::<Randoms>::from(MeanResponse { id: 1, mean: 2 });
+/// assert!(matches!(reply, Reply::Response(RandomsResponse::Mean(MeanResponse { id: 1, mean: 2 }))));
+/// ```
+impl From<MeanResponse> for Reply<Randoms> {
+    fn from(r: MeanResponse) -> Self {
+        Reply::Response(RandomsResponse::Mean(r))
+    }
+}
+
+/// A canned answer for a mock pool of [`Randoms`].
+///
+/// ```
+/// use shardpool::samples::{Randoms, RandomsResponse, SumResponse};
+/// use shardpool::Reply;
+///
+/// let reply = Reply::<Randoms>::from(SumResponse { id: 1, sum: 2 });
+/// assert!(matches!(reply, Reply::Response(RandomsResponse::Sum(SumResponse { id: 1, sum: 2 }))));
+/// ```
+impl From<SumResponse> for Reply<Randoms> {
+    fn from(r: SumResponse) -> Self {
+        Reply::Response(RandomsResponse::Sum(r))
+    }
+}

@@ -1,0 +1,116 @@
+//! The raw `rtrb` pair: one ring for requests, one for replies, and a worker
+//! that spins on them. No items, no routing, no sleeping, no slots: the least
+//! a ring-based request/response can cost, and what shardpool builds on.
+
+use super::{place, spin_until, YIELD_EVERY};
+use rtrb::{Consumer, Producer, RingBuffer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::{self, JoinHandle};
+
+/// The spinning worker; dropping it stops and joins it.
+pub struct RtrbPair {
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// The caller's ends of the two rings.
+pub struct RtrbClient {
+    requests: Producer<u64>,
+    replies: Consumer<u64>,
+    capacity: u64,
+}
+
+impl RtrbPair {
+    /// Starts the worker pinned to `core` with rings of `capacity`; returns
+    /// once it runs.
+    pub fn start(core: usize, capacity: usize) -> (RtrbPair, RtrbClient) {
+        let (requests, mut inbox) = RingBuffer::<u64>::new(capacity);
+        let (mut outbox, replies) = RingBuffer::<u64>::new(capacity);
+        let stop = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(Barrier::new(2));
+        let (stop2, ready2) = (stop.clone(), ready.clone());
+        let join = thread::Builder::new()
+            .name("rtrb-pair".into())
+            .spawn(move || {
+                place::pin_current(core);
+                ready2.wait();
+                let mut idle = 0u32;
+                loop {
+                    match inbox.pop() {
+                        Ok(v) => {
+                            idle = 0;
+                            let mut v = v;
+                            while let Err(rtrb::PushError::Full(back)) = outbox.push(v) {
+                                v = back;
+                                std::hint::spin_loop();
+                            }
+                        }
+                        Err(_) => {
+                            if stop2.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            idle = idle.wrapping_add(1);
+                            if idle % YIELD_EVERY == 0 {
+                                thread::yield_now();
+                            } else {
+                                std::hint::spin_loop();
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the rtrb pair's worker");
+        ready.wait();
+        (RtrbPair { stop, join: Some(join) }, RtrbClient { requests, replies, capacity: capacity as u64 })
+    }
+}
+
+impl Drop for RtrbPair {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl RtrbClient {
+    /// One round trip.
+    #[inline]
+    pub fn call(&mut self, v: u64) -> u64 {
+        let mut v = v;
+        while let Err(rtrb::PushError::Full(back)) = self.requests.push(v) {
+            v = back;
+            std::hint::spin_loop();
+        }
+        let mut out = None;
+        spin_until(|| {
+            out = self.replies.pop().ok();
+            out.is_some()
+        });
+        out.unwrap_or_default()
+    }
+
+    /// `n` requests `first..first + n`, as many in flight as the rings hold;
+    /// returns the xor of the answers.
+    pub fn batch(&mut self, first: u64, n: u64) -> u64 {
+        let (mut sent, mut got, mut acc) = (0u64, 0u64, 0u64);
+        while got < n {
+            while sent < n && sent - got < self.capacity {
+                if self.requests.push(first + sent).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            match self.replies.pop() {
+                Ok(v) => {
+                    acc ^= v;
+                    got += 1;
+                }
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+        acc
+    }
+}

@@ -1,0 +1,765 @@
+//! What `#[pool_item]` generates from an impl block.
+
+use crate::args::{ItemArgs, MessagingArgs};
+use crate::generics::{mentioned, param_names, subset};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use std::collections::HashMap;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{
+    Attribute, FnArg, GenericParam, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, Meta, Path, ReturnType,
+    Signature, Type, Visibility,
+};
+
+/// The hooks of `PoolItem` that a `#[hook]` method may provide.
+const HOOKS: [&str; 5] = ["placement", "new_thread_state", "pre_process", "post_process", "on_shutdown"];
+
+/// Compile errors gathered while reading the impl block, reported together.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn check(&mut self, result: syn::Result<()>) {
+        if let Err(e) = result {
+            self.push(e);
+        }
+    }
+}
+
+/// One `#[messaging]` method: what it is called, what it takes and returns,
+/// and the names of the types generated for it.
+struct Endpoint {
+    method: Ident,
+    variant: Ident,
+    request: Ident,
+    response: Ident,
+    args: Vec<Type>,
+    result: Type,
+}
+
+/// How `new` is called from `PoolItem::new_pool_item`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arity {
+    /// `new(id)`: the item has no init data (`Init = ()`).
+    Id,
+    /// `new(init)`: with `init = Type`, the init data alone.
+    Init,
+    /// `new(id, init)`.
+    IdInit,
+}
+
+/// What the constructor takes and whether it can fail.
+struct Constructor {
+    arity: Arity,
+    /// The init type, unless the constructor takes the id alone.
+    init: Option<Type>,
+    fallible: bool,
+    /// Where the constructor's return type is written, to report type errors
+    /// of the generated call there.
+    output: Span,
+}
+
+/// Expands `#[pool_item(args)] impl .. { .. }`.
+pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
+    let mut errors = Errors::default();
+    if let Some((_, path, _)) = &input.trait_ {
+        let e = syn::Error::new_spanned(
+            path,
+            "#[pool_item] goes on the item's own `impl Item { .. }` block, not on a trait impl",
+        );
+        let e = e.to_compile_error();
+        return quote! { #input #e };
+    }
+    for lifetime in input.generics.lifetimes() {
+        errors.push(syn::Error::new_spanned(
+            lifetime,
+            "a pool item lives on its worker for as long as the pool does, so it cannot borrow: \
+             lifetime parameters are not supported",
+        ));
+    }
+    let name = match &*input.self_ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
+        _ => None,
+    };
+    let name = name.unwrap_or_else(|| {
+        errors.push(syn::Error::new_spanned(
+            &input.self_ty,
+            "#[pool_item] expects an impl block of a named type: `impl MyItem { .. }`",
+        ));
+        Ident::new("Item", Span::call_site())
+    });
+
+    // Sort the methods: endpoints stay (callable directly too), hooks move
+    // into the `PoolItem` impl, and `new` is remembered.
+    let mut endpoints = Vec::new();
+    let mut hooks = Vec::new();
+    let mut new_sig = None;
+    let mut kept = Vec::new();
+    for item in std::mem::take(&mut input.items) {
+        let ImplItem::Fn(mut f) = item else {
+            kept.push(item);
+            continue;
+        };
+        let messaging = take_attrs(&mut f.attrs, "messaging");
+        let hook = take_attrs(&mut f.attrs, "hook");
+        for extra in messaging.iter().skip(1) {
+            errors.push(syn::Error::new_spanned(extra, "a method takes at most one #[messaging]"));
+        }
+        for extra in hook.iter().skip(1) {
+            errors.push(syn::Error::new_spanned(extra, "a method takes at most one #[hook]"));
+        }
+        match (messaging.first(), hook.first()) {
+            (Some(_), Some(h)) => {
+                errors.push(syn::Error::new_spanned(
+                    h,
+                    "a method is either a #[messaging] endpoint or a #[hook], not both",
+                ));
+                kept.push(ImplItem::Fn(f));
+            }
+            (Some(attr), None) => {
+                match endpoint(&f.sig, attr) {
+                    Ok(e) => endpoints.push(e),
+                    Err(e) => errors.push(e),
+                }
+                kept.push(ImplItem::Fn(f));
+            }
+            (None, Some(attr)) => match check_hook(&f, attr) {
+                Ok(()) => {
+                    f.vis = Visibility::Inherited;
+                    hooks.push(f);
+                }
+                Err(e) => {
+                    errors.push(e);
+                    kept.push(ImplItem::Fn(f));
+                }
+            },
+            (None, None) => {
+                if f.sig.ident == "new" {
+                    new_sig = Some(f.sig.clone());
+                }
+                kept.push(ImplItem::Fn(f));
+            }
+        }
+    }
+    input.items = kept;
+
+    let ctor = match &new_sig {
+        Some(sig) => match constructor(sig, args.init.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => {
+            errors.push(syn::Error::new_spanned(
+                &input.self_ty,
+                "#[pool_item] needs the item's constructor in this impl block: \
+                 `fn new(id: u64) -> Self` or `fn new(id: u64, init: MyInit) -> Self` \
+                 (either may return `Result<Self, E>` with `E: Display`)",
+            ));
+            None
+        }
+    };
+
+    let api = format_ident!("{}Api", name);
+    let response_enum = format_ident!("{}Response", name);
+    let init_struct = format_ident!("{}Init", name);
+    let generates_init = ctor.as_ref().is_some_and(|c| c.arity == Arity::Id);
+    errors.check(check_names(
+        &name,
+        &api,
+        &response_enum,
+        generates_init.then_some(&init_struct),
+        &endpoints,
+    ));
+
+    if let Some(e) = errors.0 {
+        let e = e.to_compile_error();
+        return quote! { #input #e };
+    }
+    let Some(ctor) = ctor else {
+        unreachable!("a missing or broken constructor is an error");
+    };
+
+    let gen = Gen {
+        krate: crate_path(),
+        self_ty: &input.self_ty,
+        name: &name,
+        generics: &input.generics,
+        api: &api,
+        response_enum: &response_enum,
+        derives: derives(&args),
+    };
+    let mut out = TokenStream::new();
+    for e in &endpoints {
+        out.extend(gen.endpoint(e));
+    }
+    out.extend(gen.enums(&endpoints));
+    if generates_init {
+        out.extend(gen.init_request(&init_struct));
+    }
+    let thread_state = args.thread_state.map_or_else(|| quote!(()), |t| quote!(#t));
+    out.extend(gen.pool_item(&endpoints, &ctor, &thread_state, &hooks));
+    quote! { #input #out }
+}
+
+/// Removes and returns the attributes named `name`.
+fn take_attrs(attrs: &mut Vec<Attribute>, name: &str) -> Vec<Attribute> {
+    let (taken, rest) = std::mem::take(attrs).into_iter().partition(|a| a.path().is_ident(name));
+    *attrs = rest;
+    taken
+}
+
+/// Checks a `#[hook]` method: a bare attribute on a method named for a hook.
+fn check_hook(f: &ImplItemFn, attr: &Attribute) -> syn::Result<()> {
+    if !matches!(attr.meta, Meta::Path(_)) {
+        return Err(syn::Error::new_spanned(attr, "#[hook] takes no arguments"));
+    }
+    let name = f.sig.ident.to_string();
+    if HOOKS.contains(&name.as_str()) {
+        return Ok(());
+    }
+    let message = match name.as_str() {
+        "process_message" => {
+            "`process_message` is generated from the #[messaging] methods and cannot be a hook".to_owned()
+        }
+        "new_pool_item" => "`new_pool_item` is generated from `fn new` and cannot be a hook".to_owned(),
+        _ => format!(
+            "`{name}` is not a hook of `PoolItem`; the hooks are `placement`, `new_thread_state`, \
+             `pre_process`, `post_process` and `on_shutdown`"
+        ),
+    };
+    Err(syn::Error::new_spanned(&f.sig.ident, message))
+}
+
+/// Reads a `#[messaging(Request, Response)]` method.
+fn endpoint(sig: &Signature, attr: &Attribute) -> syn::Result<Endpoint> {
+    let MessagingArgs { request, response } = MessagingArgs::from_attr(attr)?;
+    let mut errors = Errors::default();
+    if let Some(a) = &sig.asyncness {
+        errors.push(syn::Error::new_spanned(a, "a #[messaging] method cannot be `async`"));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a #[messaging] method cannot have generic parameters: its request type would need them too",
+        ));
+    }
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if matches!(*r.ty, Type::Reference(_)) => {}
+        Some(FnArg::Receiver(r)) => errors.push(syn::Error::new_spanned(
+            r,
+            "a #[messaging] method takes `&self` or `&mut self`: the item stays in the pool after \
+             the call, so a request cannot consume it",
+        )),
+        _ => errors.push(syn::Error::new_spanned(
+            &sig.ident,
+            "a #[messaging] method takes `&self` or `&mut self` first: it is called on the item \
+             that the request is addressed to",
+        )),
+    }
+    let mut args = Vec::new();
+    for input in &sig.inputs {
+        if let FnArg::Typed(arg) = input {
+            errors.check(owned(&arg.ty, "argument", "it becomes a field of the request"));
+            args.push((*arg.ty).clone());
+        }
+    }
+    let result = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => {
+            errors.check(owned(ty, "result", "it becomes a field of the response"));
+            (**ty).clone()
+        }
+    };
+    match errors.0 {
+        Some(e) => Err(e),
+        None => Ok(Endpoint {
+            method: sig.ident.clone(),
+            variant: camel(&sig.ident),
+            request,
+            response,
+            args,
+            result,
+        }),
+    }
+}
+
+/// Rejects the types that cannot be fields of a message sent to another
+/// thread (borrows, `impl Trait`) or of a type declared outside the impl
+/// (`Self`).
+fn owned(ty: &Type, what: &str, why: &str) -> syn::Result<()> {
+    let self_ty = std::iter::once(Ident::new("Self", Span::call_site())).collect();
+    if !mentioned(&self_ty, |f| f.visit_type(ty)).is_empty() {
+        return Err(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a #[messaging] {what} cannot mention `Self`: {why}, which is declared outside \
+                 the impl block; name the type instead"
+            ),
+        ));
+    }
+    match ty {
+        Type::Reference(_) => Err(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a #[messaging] {what} cannot be a reference: {why}, which crosses threads, \
+                 so it must be owned (`String`, not `&str`)"
+            ),
+        )),
+        Type::ImplTrait(_) => Err(syn::Error::new_spanned(
+            ty,
+            format!("a #[messaging] {what} cannot be `impl Trait`: {why}, which needs a named type"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the constructor: how it is called and whether it can fail.
+fn constructor(sig: &Signature, explicit_init: Option<&Type>) -> syn::Result<Constructor> {
+    if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
+        return Err(syn::Error::new_spanned(r, "`new` is the item's constructor: it cannot take `self`"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "the constructor `new` cannot have generic parameters",
+        ));
+    }
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new_spanned(a, "the constructor `new` cannot be `async`"));
+    }
+    let typed: Vec<_> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let arity = match (typed.len(), explicit_init) {
+        (1, None) => Arity::Id,
+        (1, Some(_)) => Arity::Init,
+        (2, _) => Arity::IdInit,
+        _ => {
+            let message = "the constructor takes the item's id, then optionally its init data: \
+                           `fn new(id: u64) -> Self` or `fn new(id: u64, init: MyInit) -> Self`";
+            return Err(if sig.inputs.is_empty() {
+                syn::Error::new_spanned(&sig.ident, message)
+            } else {
+                syn::Error::new_spanned(&sig.inputs, message)
+            });
+        }
+    };
+    let init = match (explicit_init, arity) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Arity::IdInit) => {
+            let ty = &typed[1].ty;
+            if let Type::Reference(_) = **ty {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    "the init data is sent to the item's worker thread, so it must be owned",
+                ));
+            }
+            Some((**ty).clone())
+        }
+        (None, _) => None,
+    };
+    let ReturnType::Type(_, output) = &sig.output else {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            "the constructor must return `Self` or `Result<Self, E>` (with `E: Display`)",
+        ));
+    };
+    let fallible = match &**output {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        _ => false,
+    };
+    Ok(Constructor { arity, init, fallible, output: output.span() })
+}
+
+/// Checks that no two generated types share a name.
+fn check_names(
+    item: &Ident,
+    api: &Ident,
+    response_enum: &Ident,
+    init: Option<&Ident>,
+    endpoints: &[Endpoint],
+) -> syn::Result<()> {
+    let mut taken: HashMap<String, String> = HashMap::new();
+    taken.insert(item.to_string(), "the item itself".to_owned());
+    taken.insert(api.to_string(), "the generated request enum".to_owned());
+    taken.insert(response_enum.to_string(), "the generated response enum".to_owned());
+    if let Some(init) = init {
+        taken.insert(init.to_string(), "the generated init request".to_owned());
+    }
+    let mut variants: HashMap<String, &Ident> = HashMap::new();
+    let mut errors = Errors::default();
+    for e in endpoints {
+        for (ident, kind) in [(&e.request, "request"), (&e.response, "response")] {
+            let what = format!("the {kind} type of `{}`", e.method);
+            match taken.get(&ident.to_string()) {
+                Some(previous) => errors.push(syn::Error::new_spanned(
+                    ident,
+                    format!(
+                        "`{ident}` is already {previous}; each #[messaging] method needs request and \
+                         response type names of its own"
+                    ),
+                )),
+                None => {
+                    taken.insert(ident.to_string(), what);
+                }
+            }
+        }
+        if let Some(previous) = variants.insert(e.variant.to_string(), &e.method) {
+            errors.push(syn::Error::new_spanned(
+                &e.method,
+                format!(
+                    "`{}` and `{previous}` would both be the variant `{}` of the generated enums; \
+                     rename one of them",
+                    e.method, e.variant
+                ),
+            ));
+        }
+    }
+    errors.0.map_or(Ok(()), Err)
+}
+
+/// `get_history` -> `GetHistory`.
+fn camel(method: &Ident) -> Ident {
+    let name = method.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    let mut out = String::new();
+    for part in name.split('_') {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    if !out.starts_with(|c: char| c.is_alphabetic()) {
+        // `__` or `_1st` have no letter to start a variant name with.
+        out.insert_str(0, "Call");
+    }
+    Ident::new(&out, method.span())
+}
+
+/// The path by which the calling crate knows `shardpool`: renamed in its
+/// `Cargo.toml`, or `::shardpool` (which shardpool itself also answers to,
+/// through `extern crate self as shardpool`).
+fn crate_path() -> TokenStream {
+    use proc_macro_crate::{crate_name, FoundCrate};
+    match crate_name("shardpool") {
+        Ok(FoundCrate::Name(name)) => {
+            let name = Ident::new(&name, Span::call_site());
+            quote!(::#name)
+        }
+        Ok(FoundCrate::Itself) | Err(_) => quote!(::shardpool),
+    }
+}
+
+/// The derives of the generated types.
+fn derives(args: &ItemArgs) -> TokenStream {
+    let default: Vec<Path> = vec![
+        syn::parse_quote!(::core::fmt::Debug),
+        syn::parse_quote!(::core::clone::Clone),
+        syn::parse_quote!(::core::cmp::PartialEq),
+    ];
+    let derives = args.derives.as_ref().unwrap_or(&default);
+    if derives.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(#[derive(#(#derives),*)])
+    }
+}
+
+/// What the generated code is made of.
+struct Gen<'a> {
+    krate: TokenStream,
+    self_ty: &'a Type,
+    name: &'a Ident,
+    generics: &'a Generics,
+    api: &'a Ident,
+    response_enum: &'a Ident,
+    derives: TokenStream,
+}
+
+impl Gen<'_> {
+    /// The generics of a type whose fields mention `types`.
+    fn generics_of<'t>(&self, types: impl IntoIterator<Item = &'t Type>) -> Generics {
+        let all = param_names(self.generics);
+        let used = mentioned(&all, |f| types.into_iter().for_each(|t| f.visit_type(t)));
+        subset(self.generics, &used)
+    }
+
+    /// The request and response structs of one endpoint, and their
+    /// conversions.
+    fn endpoint(&self, e: &Endpoint) -> TokenStream {
+        let Gen { krate, self_ty, name, api, response_enum, derives, .. } = self;
+        let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+        let Endpoint { method, variant, request, response, args, result } = e;
+
+        let req_generics = self.generics_of(args);
+        let (req_def, req_ty, req_where) = req_generics.split_for_impl();
+        let resp_generics = self.generics_of([result]);
+        let (resp_def, resp_ty, resp_where) = resp_generics.split_for_impl();
+
+        let request_doc = if args.is_empty() {
+            format!("The request for `{name}::{method}`: the id of the item to call.")
+        } else {
+            format!("The request for `{name}::{method}`: the id of the item to call, then the method's arguments.")
+        };
+        let response_doc = format!("The response to a `{request}`: what `{name}::{method}` returned.");
+        let result_doc = format!("What `{name}::{method}` returned.");
+
+        // A field that is not `Send` fails `Request: Send` and `PoolItem::Api:
+        // Send`, which the compiler reports at the generated types; this
+        // reports it also at the argument or return type that brings it in.
+        // Types that mention `Self` or the item's parameters cannot be named
+        // outside the impl and are left to those bounds.
+        let mut all = param_names(self.generics);
+        all.insert(Ident::new("Self", Span::call_site()));
+        let checks: Vec<_> = args
+            .iter()
+            .chain([result])
+            .filter(|t| mentioned(&all, |f| f.visit_type(t)).is_empty())
+            .map(|t| quote_spanned! {t.span()=> assert_send::<#t>(); })
+            .collect();
+        let send_check = (!checks.is_empty()).then(|| {
+            quote! {
+                const _: () = {
+                    fn assert_send<T: ?::core::marker::Sized + ::core::marker::Send>() {}
+                    #[allow(dead_code)]
+                    fn check() {
+                        #(#checks)*
+                    }
+                };
+            }
+        });
+
+        quote! {
+            #send_check
+
+            #[doc = #request_doc]
+            #derives
+            pub struct #request #req_def (pub u64, #(pub #args),*) #req_where;
+
+            #[doc = #response_doc]
+            #derives
+            pub struct #response #resp_def #resp_where {
+                /// The id of the item that answered.
+                pub id: u64,
+                #[doc = #result_doc]
+                pub result: #result,
+            }
+
+            impl #impl_generics #krate::Request<#self_ty> for #request #req_ty #where_clause {
+                type Response = #response #resp_ty;
+
+                fn into_message(self) -> #krate::Message<#self_ty> {
+                    #krate::Message::Call { id: self.0, request: #api::#variant(self) }
+                }
+
+                fn from_reply(reply: #krate::Reply<#self_ty>) -> ::core::option::Option<Self::Response> {
+                    match reply {
+                        #krate::Reply::Response(#response_enum::#variant(response)) => {
+                            ::core::option::Option::Some(response)
+                        }
+                        _ => ::core::option::Option::None,
+                    }
+                }
+            }
+
+            impl #impl_generics ::core::convert::From<#request #req_ty> for #api #ty_generics #where_clause {
+                fn from(request: #request #req_ty) -> Self {
+                    #api::#variant(request)
+                }
+            }
+
+            impl #impl_generics ::core::convert::From<#response #resp_ty> for #response_enum #ty_generics
+            #where_clause
+            {
+                fn from(response: #response #resp_ty) -> Self {
+                    #response_enum::#variant(response)
+                }
+            }
+
+            impl #impl_generics ::core::convert::From<#response #resp_ty> for #krate::Reply<#self_ty>
+            #where_clause
+            {
+                fn from(response: #response #resp_ty) -> Self {
+                    #krate::Reply::Response(#response_enum::#variant(response))
+                }
+            }
+        }
+    }
+
+    /// The item's request and response enums.
+    fn enums(&self, endpoints: &[Endpoint]) -> TokenStream {
+        let Gen { krate, self_ty, name, api, response_enum, derives, .. } = self;
+        let (def_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+        let type_params: Vec<_> = self
+            .generics
+            .params
+            .iter()
+            .filter_map(|p| match p {
+                GenericParam::Type(t) => Some(&t.ident),
+                _ => None,
+            })
+            .collect();
+        // An enum must use each of its type parameters; this variant does,
+        // and can never be built.
+        let phantom = (!type_params.is_empty()).then(|| {
+            quote! {
+                #[doc(hidden)]
+                __Phantom(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> (#(#type_params,)*)>),
+            }
+        });
+        let api_variants = endpoints.iter().map(|e| {
+            let Endpoint { method, variant, request, args, .. } = e;
+            let req_ty = self.generics_of(args);
+            let (_, req_ty, _) = req_ty.split_for_impl();
+            let doc = format!("Calls `{name}::{method}`.");
+            quote!(#[doc = #doc] #variant(#request #req_ty),)
+        });
+        let response_variants = endpoints.iter().map(|e| {
+            let Endpoint { method, variant, response, result, .. } = e;
+            let resp_ty = self.generics_of([result]);
+            let (_, resp_ty, _) = resp_ty.split_for_impl();
+            let doc = format!("What `{name}::{method}` returned.");
+            quote!(#[doc = #doc] #variant(#response #resp_ty),)
+        });
+        let api_doc = format!("The requests a `{name}` answers, one variant per `#[messaging]` method.");
+        let response_doc = format!("The responses of a `{name}`, one variant per `#[messaging]` method.");
+        quote! {
+            #[doc = #api_doc]
+            #derives
+            pub enum #api #def_generics #where_clause {
+                #(#api_variants)*
+                #phantom
+            }
+
+            #[doc = #response_doc]
+            #derives
+            pub enum #response_enum #def_generics #where_clause {
+                #(#response_variants)*
+                #phantom
+            }
+
+            impl #def_generics ::core::convert::From<#response_enum #ty_generics> for #krate::Reply<#self_ty>
+            #where_clause
+            {
+                fn from(response: #response_enum #ty_generics) -> Self {
+                    #krate::Reply::Response(response)
+                }
+            }
+        }
+    }
+
+    /// `ItemInit(id)`: the add request of an item whose constructor takes
+    /// only its id.
+    fn init_request(&self, init: &Ident) -> TokenStream {
+        let Gen { krate, self_ty, name, derives, .. } = self;
+        let (impl_generics, _, where_clause) = self.generics.split_for_impl();
+        let doc = format!(
+            "Creates the `{name}` with this id: the same as `AddRequest::new(id, ())`, \
+             answered with an `AddResponse`."
+        );
+        quote! {
+            #[doc = #doc]
+            #derives
+            pub struct #init(pub u64);
+
+            impl #impl_generics #krate::Request<#self_ty> for #init #where_clause {
+                type Response = #krate::AddResponse;
+
+                fn into_message(self) -> #krate::Message<#self_ty> {
+                    #krate::Message::Add { id: self.0, init: () }
+                }
+
+                fn from_reply(reply: #krate::Reply<#self_ty>) -> ::core::option::Option<#krate::AddResponse> {
+                    <#krate::AddRequest<#self_ty> as #krate::Request<#self_ty>>::from_reply(reply)
+                }
+            }
+        }
+    }
+
+    /// The `PoolItem` implementation.
+    fn pool_item(
+        &self,
+        endpoints: &[Endpoint],
+        ctor: &Constructor,
+        thread_state: &TokenStream,
+        hooks: &[ImplItemFn],
+    ) -> TokenStream {
+        let Gen { krate, self_ty, api, response_enum, .. } = self;
+        let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+
+        let init_ty = ctor.init.as_ref().map_or_else(|| quote!(()), |t| quote!(#t));
+        let (id_pat, init_pat, call) = match ctor.arity {
+            Arity::Id => (quote!(__id), quote!(_), quote!(__id)),
+            Arity::Init => (quote!(_), quote!(__init), quote!(__init)),
+            Arity::IdInit => (quote!(__id), quote!(__init), quote!(__id, __init)),
+        };
+        // Spanned at the constructor's return type, so that a type error
+        // in the call is reported there.
+        let build = if ctor.fallible {
+            quote_spanned! {ctor.output=>
+                ::core::result::Result::map_err(Self::new(#call), |e| {
+                    #krate::NewItemError::new(::std::string::ToString::to_string(&e))
+                })
+            }
+        } else {
+            quote_spanned! {ctor.output=> ::core::result::Result::Ok(Self::new(#call)) }
+        };
+
+        let arms = endpoints.iter().map(|e| {
+            let Endpoint { method, variant, request, response, args, .. } = e;
+            let names: Vec<_> = (0..args.len()).map(|i| format_ident!("__arg{}", i)).collect();
+            quote! {
+                #api::#variant(#request(__id, #(#names),*)) => {
+                    #response_enum::#variant(#response { id: __id, result: Self::#method(self, #(#names),*) })
+                }
+            }
+        });
+        let phantom_arm = self
+            .generics
+            .type_params()
+            .next()
+            .is_some()
+            .then(|| quote!(#api::__Phantom(never, _) => match never {},));
+
+        quote! {
+            impl #impl_generics #krate::PoolItem for #self_ty #where_clause {
+                type Init = #init_ty;
+                type Api = #api #ty_generics;
+                type Response = #response_enum #ty_generics;
+                type ThreadState = #thread_state;
+
+                fn new_pool_item(#id_pat: u64, #init_pat: Self::Init)
+                    -> ::core::result::Result<Self, #krate::NewItemError>
+                {
+                    #build
+                }
+
+                fn process_message(&mut self, request: Self::Api) -> Self::Response {
+                    match request {
+                        #(#arms)*
+                        #phantom_arm
+                    }
+                }
+
+                #(#hooks)*
+            }
+        }
+    }
+}
