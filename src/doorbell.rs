@@ -29,6 +29,9 @@
 //! Callers share a bit when more than 62 are registered with one worker; the
 //! worker then polls every caller of that bit, which only costs a look at an
 //! empty ring.
+//!
+//! Model-checked by `loom-tests/tests/doorbell.rs`, on its own and through
+//! the worker loop.
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};

@@ -7,11 +7,20 @@
 //! worker's `Arc` on the caller's shared state does.
 
 use crate::doorbell;
+use crate::item::PoolItem;
+use crate::pool::ThreadPool;
 use crate::slot::{Slab, SlabMemory, SlotRef};
 use crate::sync::ring;
 use crate::sync::thread::Thread;
 use crate::sync::Arc;
 use std::time::Duration;
+
+/// Caller threads registered with `pool` whose lanes are not yet reclaimed
+/// (one load; `ThreadPool::stats` reads every counter, which multiplies a
+/// model's executions when polled).
+pub fn live_callers<P: PoolItem>(pool: &ThreadPool<P>) -> usize {
+    pool.shared().lane_ids.live()
+}
 
 /// A caller's response slots: the real [`Slab`] (one chunk) and the memory
 /// it lives in. Lives on the caller's thread, like the slab in a caller
@@ -47,11 +56,6 @@ impl<T: Send> Slots<T> {
     pub fn wait(&self, index: u32, spin: Duration) -> T {
         self.slab.get(index).wait(spin)
     }
-
-    /// Whether slot `index` holds a reply (`Slot::is_ready`).
-    pub fn is_ready(&self, index: u32) -> bool {
-        self.slab.get(index).is_ready()
-    }
 }
 
 impl<T: Send> Default for Slots<T> {
@@ -78,16 +82,13 @@ impl<T: Send> ReplyTo<T> {
     }
 }
 
-/// A worker's doorbell (`doorbell::Doorbell`).
-pub struct Doorbell(doorbell::Doorbell);
-
-/// The bit a caller rings after registering, or shutdown rings.
-pub const CONTROL: u64 = doorbell::CONTROL;
-
 /// The hint bit of caller lane `lane`.
 pub fn lane_bit(lane: u32) -> u64 {
     doorbell::lane_bit(lane)
 }
+
+/// A worker's doorbell (`doorbell::Doorbell`).
+pub struct Doorbell(doorbell::Doorbell);
 
 impl Doorbell {
     /// A doorbell with no bits set and no thread recorded.
@@ -120,11 +121,6 @@ impl Doorbell {
     pub fn park_until_rung(&self) {
         self.0.park_until_rung()
     }
-
-    /// How many times a caller unparked the worker.
-    pub fn wakeups(&self) -> u64 {
-        self.0.wakeups()
-    }
 }
 
 impl Default for Doorbell {
@@ -156,10 +152,5 @@ impl<T> Consumer<T> {
     /// Takes up to `max` values, handing each to `f`; returns how many.
     pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
         self.0.drain(max, f)
-    }
-
-    /// Whether the ring holds nothing (as seen now).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }

@@ -6,7 +6,7 @@ use crate::doorbell::{Doorbell, CONTROL};
 use crate::error::{BuildError, Error};
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, CachePadded, Mutex};
 use crate::trace::{event, span};
@@ -90,8 +90,11 @@ impl<P: PoolItem> Shared<P> {
 
     /// Closes the pool and wakes every worker so it drains and exits.
     pub(crate) fn close(&self) -> bool {
-        // SeqCst: the shutdown side of the gate in `caller.rs`.
-        let was = self.closed.swap(true, Ordering::SeqCst);
+        // The shutdown side of the gate in `caller.rs`: set `closed`, then the
+        // SeqCst fence, then ring (the workers' fences follow ours through
+        // the doorbell's Release/Acquire).
+        let was = self.closed.swap(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         for w in self.workers.iter() {
             w.doorbell.ring(CONTROL);
         }
@@ -295,6 +298,14 @@ impl<P: PoolItem> ThreadPool<P> {
                 .collect(),
             callers: self.shared.lane_ids.live(),
         }
+    }
+}
+
+#[cfg(shardpool_loom)]
+impl<P: PoolItem> ThreadPool<P> {
+    /// The shared state, for `loom_api`.
+    pub(crate) fn shared(&self) -> &Shared<P> {
+        &self.shared
     }
 }
 

@@ -34,7 +34,16 @@
 //!   order of `unpark` and `park` does not matter either.
 //! - The generation makes a reply for an old use of the slot unreadable: the
 //!   worker publishes only into a slot still armed with the generation its
-//!   request carries, and drops the reply otherwise.
+//!   request carries, and drops the reply otherwise. Such a stale publish
+//!   does touch the word: its first step is a read-modify-write that writes
+//!   back what it read, which changes nothing whatever the caller does
+//!   meanwhile.
+//! - An unpark can outlive its slot: if the caller sees READY before it
+//!   parks, the worker's unpark leaves a token, and the caller's next park
+//!   (on any slot) returns at once. Every park is in a loop that re-checks
+//!   READY, so that costs one look.
+//!
+//! Model-checked by `loom-tests/tests/slot.rs` (see `loom-tests/README.md`).
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::thread::{self, Thread};

@@ -5,6 +5,9 @@
 //!
 //! 1. Take the doorbell's bits (plus lanes left over from the last pass).
 //! 2. CONTROL: accept new callers; if the pool is closed, go to shutdown.
+//!    A new lane is served in the same pass (a request may have been
+//!    pushed before the lane was adopted; its caller rang the lane's bit
+//!    too, so this only saves a round of the loop).
 //! 3. For each hinted lane: drain up to `max_batch` requests in one chunk,
 //!    process them and publish each reply. A lane still non-empty is carried to the next pass, so one busy
 //!    caller gets at most `max_batch` per pass and cannot starve the others.
@@ -26,7 +29,7 @@ use crate::error::{panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicReport, Shared};
 use crate::stats::WorkerCounters;
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{fence, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spinner};
 use crate::trace::{event, span};
@@ -106,13 +109,17 @@ impl<P: PoolItem> Worker<P> {
     /// Runs until the pool closes, then drains and shuts the items down.
     pub(crate) fn run(mut self) {
         loop {
-            let bits = self.pool.workers[self.core.index].doorbell.take() | std::mem::take(&mut self.carry);
+            let mut bits =
+                self.pool.workers[self.core.index].doorbell.take() | std::mem::take(&mut self.carry);
             if bits & CONTROL != 0 {
                 self.accept();
-                // Acquire: pairs with shutdown's SeqCst store (a release).
-                if self.pool.closed.load(Ordering::Acquire) {
+                // Relaxed: `take` acquired shutdown's ring, which follows its
+                // store of `closed`.
+                if self.pool.closed.load(Ordering::Relaxed) {
                     break;
                 }
+                // Serve the new lanes now rather than after a sleep.
+                bits |= std::mem::take(&mut self.carry);
             }
             let hints = bits & LANE_MASK;
             if hints == 0 {
@@ -215,8 +222,11 @@ impl<P: PoolItem> Worker<P> {
         loop {
             self.accept();
             self.drain_all();
-            // SeqCst: the workers' side of the shutdown gate (see caller.rs).
-            let busy = self.buckets.iter().flatten().any(|l| l.caller.active.load(Ordering::SeqCst));
+            // The workers' side of the shutdown gate (see caller.rs): a SeqCst
+            // fence, then Acquire loads (pairing with the callers' Release in
+            // `leave`, so a caller seen outside its gate has its push visible).
+            fence(Ordering::SeqCst);
+            let busy = self.buckets.iter().flatten().any(|l| l.caller.active.load(Ordering::Acquire));
             if !busy {
                 // Every gated push is complete and visible (the caller's
                 // Release store of `active`): answer what is left.

@@ -9,7 +9,10 @@
 //! loop of the crate goes through [`Spinner`] so that loom can preempt it.
 //!
 //! Nothing outside this module may use `std::sync::atomic`, `std::cell::UnsafeCell`,
-//! `std::thread::park` or `rtrb` directly (`clippy.toml` enforces the atomics).
+//! `std::thread::park` or `rtrb` directly. `clippy.toml` in this directory
+//! lists them; clippy enforces it in the loom build, where the shim's items
+//! are loom's and a std one stands out (`loom-tests/README.md` has the
+//! command).
 
 pub(crate) mod affinity;
 mod cell;
@@ -29,10 +32,13 @@ pub(crate) use std::sync::{Arc, Condvar, Mutex};
 /// Atomic types and orderings (std or loom).
 pub(crate) mod atomic {
     #[cfg(not(shardpool_loom))]
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+    // The crate's only SeqCst operations are fences (the shutdown gate):
+    // loom models SeqCst fences faithfully, but not SeqCst loads and stores
+    // (it treats them as AcqRel), so the gate is written with fences.
     #[cfg(shardpool_loom)]
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// Adds `n` to a counter that only the calling thread writes.
     ///
@@ -71,6 +77,7 @@ pub(crate) use thread_local_shim as thread_local;
 /// This counter is not part of any protocol (it only has to hand out distinct
 /// numbers), so it stays a `std` atomic even under loom: loom atomics cannot
 /// live in a `static`.
+#[allow(clippy::disallowed_types)] // deliberately std: see above
 pub(crate) fn next_pool_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
