@@ -5,6 +5,7 @@ use crate::error::{panic_message, BuildError};
 use crate::item::PoolItem;
 use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
 use crate::sync::affinity;
+use crate::sync::atomic::Ordering;
 use crate::sync::thread::{self, Builder, JoinHandle};
 use crate::sync::{Arc, Condvar, Mutex};
 use crate::trace::event;
@@ -303,8 +304,10 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
     // Everything up to the report runs under `catch_unwind`: a worker that
     // dies before reporting would leave `build` waiting forever.
     let started = catch_unwind(AssertUnwindSafe(|| {
-        let pinned = plan.core.is_some_and(affinity::pin_current);
-        if !pinned {
+        let pinned = plan.core.filter(|&c| affinity::pin_current(c));
+        if let Some(core) = pinned {
+            shared.workers[index].core.store(core, Ordering::Relaxed);
+        } else {
             if plan.pinning == Pinning::Required {
                 return Err(BuildError::Pinning { worker: index, core: plan.core });
             }

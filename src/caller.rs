@@ -44,7 +44,7 @@ use crate::slot::{Slab, SlabMemory, SlotRef};
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::ring::{ring, Consumer, Producer};
 use crate::sync::thread::{self, Thread};
-use crate::sync::{Arc, Backoff, CachePadded, Mutex};
+use crate::sync::{Arc, Backoff, CachePadded, Mutex, Spin};
 use crate::trace::event;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -330,7 +330,7 @@ impl<P: PoolItem> CallerHandle<P> {
             return Err(e);
         }
         self.notify(w);
-        let outcome = local.slab.get(idx).wait(self.pool.config.caller_spin);
+        let outcome = local.slab.get(idx).wait(self.pool.caller_spin(Some(w)));
         local.free.push(idx);
         Ok(outcome)
     }
@@ -483,7 +483,8 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         let idx = self.head;
         let (outcome, id) = {
             let mut local = self.handle.local.borrow_mut();
-            let outcome = local.slab.get(idx).wait(self.pool.config.caller_spin);
+            let spin = if local.slab.get(idx).is_ready() { Spin::NONE } else { self.pool.caller_spin(None) };
+            let outcome = local.slab.get(idx).wait(spin);
             let (next, id) = local.links[idx as usize];
             self.head = next;
             if next == NIL {
@@ -515,7 +516,7 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
         while self.head != NIL {
             let idx = self.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
-            let outcome = local.slab.get(idx).wait(self.pool.config.caller_spin);
+            let outcome = local.slab.get(idx).wait(self.pool.caller_spin(None));
             self.head = local.links[idx as usize].0;
             local.free.push(idx);
             // The response may run user code when dropped: not under a borrow.

@@ -6,9 +6,10 @@ use crate::doorbell::{Doorbell, CONTROL};
 use crate::error::{BuildError, Error};
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
-use crate::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::sync::affinity;
+use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, CachePadded, Mutex};
+use crate::sync::{Arc, CachePadded, Mutex, Spin};
 use crate::trace::{event, span};
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub struct PanicReport {
 
 pub(crate) type PanicHandler = std::sync::Arc<dyn Fn(PanicReport) + Send + Sync>;
 
+/// `WorkerShared::core` of a worker that is not pinned.
+pub(crate) const NOT_PINNED: usize = usize::MAX;
+
 /// Settings fixed at build time.
 pub(crate) struct Config {
     pub(crate) ring_capacity: usize,
@@ -42,6 +46,9 @@ pub(crate) struct Config {
 /// What a worker shares with callers.
 pub(crate) struct WorkerShared<P: PoolItem> {
     pub(crate) doorbell: Doorbell,
+    /// The core the worker is pinned to, or `NOT_PINNED`. Written once by
+    /// the worker before it reports to `build` (whose mutex publishes it).
+    pub(crate) core: AtomicUsize,
     pub(crate) registrations: Mutex<Vec<Registration<P>>>,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
@@ -64,6 +71,7 @@ impl<P: PoolItem> Shared<P> {
             workers: (0..workers)
                 .map(|_| WorkerShared {
                     doorbell: Doorbell::new(),
+                    core: AtomicUsize::new(NOT_PINNED),
                     registrations: Mutex::new(Vec::new()),
                     counters: CachePadded::new(WorkerCounters::default()),
                 })
@@ -86,6 +94,33 @@ impl<P: PoolItem> Shared<P> {
             return Err(Error::SameWorker { id, worker });
         }
         Ok(worker)
+    }
+
+    /// How a caller spins for a reply before parking. On a core of its own
+    /// it spins for `caller_spin`; on the core of a worker it waits for (a
+    /// single call), or of any worker (a batch, which keeps every worker
+    /// busy), it spins by yielding, so that the worker gets the core at once.
+    /// A pause-spin there would keep the worker off its core until the next
+    /// yield, and parking would cost a context switch per reply.
+    // NB: measured by the perf harness (`cargo run --release -p perf`),
+    // round trips to a worker on the caller's core and many-caller rows.
+    #[inline]
+    pub(crate) fn caller_spin(&self, waiting_for: Option<usize>) -> Spin {
+        let budget = self.config.caller_spin;
+        if budget.is_zero() {
+            return Spin::NONE;
+        }
+        let Some(cpu) = affinity::current_cpu() else { return Spin::alone(budget) };
+        let on_cpu = |w: &WorkerShared<P>| w.core.load(Ordering::Relaxed) == cpu;
+        let shared = match waiting_for {
+            Some(w) => on_cpu(&self.workers[w]),
+            None => self.workers.iter().any(on_cpu),
+        };
+        if shared {
+            Spin::sharing(budget)
+        } else {
+            Spin::alone(budget)
+        }
     }
 
     /// Closes the pool and wakes every worker so it drains and exits.

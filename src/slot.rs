@@ -47,10 +47,9 @@
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::thread::{self, Thread};
-use crate::sync::{Mutex, Spinner, UnsafeCell};
+use crate::sync::{Mutex, Spin, Spinner, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 /// The slot belongs to its caller and holds nothing.
 const EMPTY: u32 = 0;
@@ -157,9 +156,9 @@ impl<T> Slot<T> {
         self.state.load(Ordering::Acquire) & PHASE == READY
     }
 
-    /// Caller: waits for the reply (spinning up to `spin`, then parking) and
+    /// Caller: waits for the reply (spinning as `spin` says, then parking) and
     /// takes it, leaving the slot EMPTY with the next generation.
-    pub(crate) fn wait(&self, spin: Duration) -> T {
+    pub(crate) fn wait(&self, spin: Spin) -> T {
         if !self.is_ready() {
             self.wait_slow(spin);
         }
@@ -167,7 +166,7 @@ impl<T> Slot<T> {
     }
 
     #[cold]
-    fn wait_slow(&self, spin: Duration) {
+    fn wait_slow(&self, spin: Spin) {
         let mut spinner = Spinner::new(spin);
         while spinner.spin() {
             if self.is_ready() {
@@ -334,6 +333,7 @@ impl<T> Slab<T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn a_reply_for_a_stale_generation_is_refused() {
@@ -346,7 +346,7 @@ mod tests {
         let first = slab.arm(0);
         // SAFETY: `memory` outlives every slot reference in this test.
         assert!(unsafe { first.publish("one".to_owned(), &me) }.is_ok());
-        assert_eq!(slab.get(0).wait(Duration::ZERO), "one");
+        assert_eq!(slab.get(0).wait(Spin::NONE), "one");
 
         // Second use: a late reply carrying the first generation is refused
         // and the slot stays armed for the second request.
@@ -357,7 +357,7 @@ mod tests {
         assert!(!slab.get(0).is_ready());
         // SAFETY: `memory` outlives every slot reference in this test.
         assert!(unsafe { second.publish("two".to_owned(), &me) }.is_ok());
-        assert_eq!(slab.get(0).wait(Duration::ZERO), "two");
+        assert_eq!(slab.get(0).wait(Spin::NONE), "two");
     }
 
     #[test]
@@ -374,7 +374,7 @@ mod tests {
         assert!(unsafe { r.publish(2, &me) }.is_ok());
         // SAFETY: `memory` outlives every slot reference in this test.
         assert_eq!(unsafe { again.publish(3, &me) }, Err(3), "already answered");
-        assert_eq!(slab.get(3).wait(Duration::ZERO), 2);
+        assert_eq!(slab.get(3).wait(Spin::NONE), 2);
     }
 
     #[test]
@@ -392,7 +392,7 @@ mod tests {
             unsafe { r.publish(99, &me) }.is_ok()
         });
         // No spin: straight to parking.
-        assert_eq!(slab.get(1).wait(Duration::ZERO), 99);
+        assert_eq!(slab.get(1).wait(Spin::NONE), 99);
         assert!(worker.join().unwrap());
     }
 }

@@ -31,7 +31,7 @@ use crate::pool::{PanicReport, Shared};
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{fence, Ordering};
 use crate::sync::ring::Consumer;
-use crate::sync::{Arc, Backoff, Spinner};
+use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::{event, span};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -196,7 +196,9 @@ impl<P: PoolItem> Worker<P> {
     // NB: measured by the `round_trip` bench (`cargo bench --bench round_trip`).
     fn idle(&mut self) {
         let doorbell = &self.pool.workers[self.core.index].doorbell;
-        let mut spinner = Spinner::new(self.pool.config.worker_spin);
+        // Yield often: a caller may share this core, and must not wait for
+        // the end of our spin to get it.
+        let mut spinner = Spinner::new(Spin { budget: self.pool.config.worker_spin, yield_every: 64 });
         while spinner.spin() {
             if doorbell.pending() {
                 return;

@@ -16,6 +16,12 @@ pub(crate) fn pin_current(core: usize) -> bool {
     imp::pin_current(core)
 }
 
+/// The core the calling thread is running on right now, if the OS says.
+#[inline]
+pub(crate) fn current_cpu() -> Option<usize> {
+    imp::current_cpu()
+}
+
 /// Lets the calling thread run on any of `cores` (undoes an inherited pin).
 pub(crate) fn allow_current(cores: &[usize]) {
     imp::allow_current(cores)
@@ -54,6 +60,13 @@ mod imp {
             && core_affinity::set_for_current(core_affinity::CoreId { id: core })
     }
 
+    #[inline]
+    pub(super) fn current_cpu() -> Option<usize> {
+        // SAFETY: sched_getcpu has no preconditions (a vDSO call on x86-64).
+        let cpu = unsafe { libc::sched_getcpu() };
+        usize::try_from(cpu).ok()
+    }
+
     pub(super) fn allow_current(cores: &[usize]) {
         // SAFETY: as in `mask_of`.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -81,6 +94,10 @@ mod imp {
     }
 
     pub(super) fn allow_current(_cores: &[usize]) {}
+
+    pub(super) fn current_cpu() -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(shardpool_loom)]
@@ -94,4 +111,8 @@ mod imp {
     }
 
     pub(super) fn allow_current(_cores: &[usize]) {}
+
+    pub(super) fn current_cpu() -> Option<usize> {
+        None
+    }
 }

@@ -20,7 +20,7 @@ pub(crate) mod ring;
 mod spin;
 
 pub(crate) use cell::{SetOnce, UnsafeCell};
-pub(crate) use spin::{Backoff, Spinner};
+pub(crate) use spin::{Backoff, Spin, Spinner};
 
 pub(crate) use crossbeam_utils::CachePadded;
 

@@ -12,25 +12,53 @@ use std::time::Instant;
 /// Spin iterations between two looks at the clock.
 #[cfg(not(shardpool_loom))]
 const CLOCK_EVERY: u32 = 32;
-/// Spin iterations between two `yield_now` calls (lets a descheduled peer run
-/// on this core when the machine is oversubscribed).
-#[cfg(not(shardpool_loom))]
-const YIELD_EVERY: u32 = 512;
+/// How to spin: for how long, and how often to give the core away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Spin {
+    /// Spin at most this long.
+    pub(crate) budget: Duration,
+    /// Call `yield_now` every this many iterations (a power of two). 1 when
+    /// the thread shares its core with the one it waits for: every look is
+    /// then preceded by letting that thread run.
+    pub(crate) yield_every: u32,
+}
+
+impl Spin {
+    /// Spin up to `budget`, yielding now and then (every ~5 µs), for a
+    /// thread that probably has its core to itself.
+    pub(crate) const fn alone(budget: Duration) -> Self {
+        Self { budget, yield_every: 512 }
+    }
+
+    /// Spin up to `budget` by yielding: the thread shares its core with the
+    /// one that must act, so the core is handed over on every look.
+    pub(crate) const fn sharing(budget: Duration) -> Self {
+        Self { budget, yield_every: 1 }
+    }
+
+    /// Do not spin at all.
+    pub(crate) const NONE: Self = Self { budget: Duration::ZERO, yield_every: 1 };
+}
 
 /// A spin bounded by a time budget: `while spinner.spin() { poll }`.
 pub(crate) struct Spinner {
     #[cfg(not(shardpool_loom))]
     start: Option<Instant>,
     budget: Duration,
+    #[cfg(not(shardpool_loom))]
+    yield_mask: u32,
     n: u32,
 }
 
 impl Spinner {
-    pub(crate) fn new(budget: Duration) -> Self {
+    pub(crate) fn new(spin: Spin) -> Self {
+        debug_assert!(spin.yield_every.is_power_of_two());
         Self {
             #[cfg(not(shardpool_loom))]
             start: None,
-            budget,
+            budget: spin.budget,
+            #[cfg(not(shardpool_loom))]
+            yield_mask: spin.yield_every.max(1) - 1,
             n: 0,
         }
     }
@@ -48,12 +76,12 @@ impl Spinner {
             if start.elapsed() >= self.budget {
                 return false;
             }
-            if self.n % YIELD_EVERY == 0 {
-                std::thread::yield_now();
-                return true;
-            }
         }
-        std::hint::spin_loop();
+        if self.n & self.yield_mask == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
         true
     }
 
