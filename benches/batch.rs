@@ -2,10 +2,12 @@
 //! requests and takes every answer, to 1 and 2 workers.
 //!
 //! Subjects: shardpool (`send_and_receive`, answers in request order),
-//! messaging_thread_pool 5 (`send_and_receive`, answers in any order), a
-//! crossbeam-channel actor per worker with a window of 256 requests in flight
-//! per actor, and, with one worker, the raw `rtrb` pair (rings of 256). The
-//! caller runs on the last core; worker `i` on core `i`.
+//! messaging_thread_pool 5 (`send_and_receive`: sends the whole batch, then
+//! takes the answers in any order), a crossbeam-channel actor per worker, and,
+//! with one worker, the raw `rtrb` pair (rings of 256). The actor and the rtrb
+//! pair keep up to 256 requests per worker in flight and refill once half have
+//! been answered, as shardpool does. The caller runs on the last core; worker
+//! `i` on core `i` (so with 2 workers the caller shares a core with worker 1).
 
 mod common;
 

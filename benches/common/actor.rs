@@ -107,18 +107,25 @@ impl ActorClient {
     }
 
     /// `n` requests to `first..first + n`, at most
-    /// [`WINDOW_PER_WORKER`] per actor in flight; returns the xor of the
-    /// answers.
+    /// [`WINDOW_PER_WORKER`] per actor in flight, refilled once half the
+    /// window has drained (as shardpool's batches are); returns the xor of
+    /// the answers.
     pub fn batch(&self, first: u64, n: u64) -> u64 {
         let window = (WINDOW_PER_WORKER * self.senders.len()) as u64;
         let (mut sent, mut got, mut acc) = (0u64, 0u64, 0u64);
         while got < n {
-            while sent < n && sent - got < window {
-                self.send(first + sent);
-                sent += 1;
+            if sent - got <= window / 2 {
+                while sent < n && sent - got < window {
+                    self.send(first + sent);
+                    sent += 1;
+                }
             }
             acc ^= self.replies.recv().expect("an actor answers");
             got += 1;
+            while let Ok(v) = self.replies.try_recv() {
+                acc ^= v;
+                got += 1;
+            }
         }
         acc
     }

@@ -3,7 +3,9 @@
 //! work (see [`work`](super::work)).
 
 use super::work::burn;
-use shardpool::{AddRequest, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool};
+use shardpool::{
+    AddRequest, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool, ThreadPoolBuilder,
+};
 
 /// How many `Echo` items the bench pools hold (ids `0..ITEMS`).
 pub const ITEMS: u64 = 1024;
@@ -85,14 +87,21 @@ impl Request<Echo> for Burn {
 }
 
 /// A pool of `workers` pinned workers (named `echo-{i}`) holding the items
-/// `0..ITEMS`.
+/// `0..ITEMS`, with the default settings.
 pub fn echo_pool(workers: usize) -> ThreadPool<Echo> {
-    let pool = ThreadPool::<Echo>::builder()
+    echo_pool_with(workers, |b| b)
+}
+
+/// [`echo_pool`] with some settings changed by `configure`.
+pub fn echo_pool_with(
+    workers: usize,
+    configure: impl FnOnce(ThreadPoolBuilder<Echo>) -> ThreadPoolBuilder<Echo>,
+) -> ThreadPool<Echo> {
+    let builder = ThreadPool::<Echo>::builder()
         .workers(workers)
         .pinning(Pinning::BestEffort)
-        .thread_name(|i| format!("echo-{i}"))
-        .build()
-        .expect("build the Echo pool");
+        .thread_name(|i| format!("echo-{i}"));
+    let pool = configure(builder).build().expect("build the Echo pool");
     let added = pool
         .send_and_receive((0..ITEMS).map(|id| AddRequest::new(id, ())))
         .expect("register with the Echo pool")

@@ -93,22 +93,28 @@ impl RtrbClient {
     }
 
     /// `n` requests `first..first + n`, as many in flight as the rings hold;
-    /// returns the xor of the answers.
+    /// returns the xor of the answers. Like shardpool's batches, it refills
+    /// only once half the window has drained, so requests and answers move
+    /// in bursts instead of one for one.
     pub fn batch(&mut self, first: u64, n: u64) -> u64 {
         let (mut sent, mut got, mut acc) = (0u64, 0u64, 0u64);
         while got < n {
-            while sent < n && sent - got < self.capacity {
-                if self.requests.push(first + sent).is_err() {
-                    break;
+            if sent - got <= self.capacity / 2 {
+                while sent < n && sent - got < self.capacity {
+                    if self.requests.push(first + sent).is_err() {
+                        break;
+                    }
+                    sent += 1;
                 }
-                sent += 1;
             }
-            match self.replies.pop() {
-                Ok(v) => {
-                    acc ^= v;
-                    got += 1;
-                }
-                Err(_) => std::hint::spin_loop(),
+            let mut any = false;
+            while let Ok(v) = self.replies.pop() {
+                acc ^= v;
+                got += 1;
+                any = true;
+            }
+            if !any {
+                std::hint::spin_loop();
             }
         }
         acc

@@ -1,0 +1,392 @@
+//! What the pool costs besides time: CPU while idle, allocations per
+//! request, memory per registered caller.
+
+use crate::alloc;
+use crate::common::actor::ActorPool;
+use crate::common::echo::{echo_pool, ping, ping_batch, ITEMS};
+use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch};
+use crate::common::place;
+use crate::measure::Budget;
+use crate::table::Table;
+use std::fs;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// CPU time (ns) of each thread of this process whose name starts with
+/// `prefix`, from `/proc/self/task/*/schedstat` (ns on CPU), or from
+/// `stat`'s utime + stime (clock ticks) where schedstat is missing.
+fn thread_cpu_ns(prefix: &str) -> Vec<(String, u64)> {
+    let Ok(dir) = fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let comm = fs::read_to_string(path.join("comm")).unwrap_or_default().trim().to_string();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let schedstat = fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()));
+        let ns = schedstat.or_else(|| {
+            let stat = fs::read_to_string(path.join("stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the name: state is field 3, utime 14 and stime 15.
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+            Some(ticks * 1_000_000_000 / hz)
+        });
+        if let Some(ns) = ns {
+            out.push((comm, ns));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub struct IdleRow {
+    pub subject: &'static str,
+    pub threads: usize,
+    /// CPU time all its threads used during the window.
+    pub cpu_ns: u64,
+    pub window: Duration,
+}
+
+impl IdleRow {
+    /// Percent of one core.
+    pub fn percent(&self) -> f64 {
+        100.0 * self.cpu_ns as f64 / self.window.as_nanos() as f64
+    }
+}
+
+pub struct AllocRow {
+    pub path: &'static str,
+    pub shardpool: f64,
+    pub mtp: f64,
+    pub actor: f64,
+}
+
+pub struct MemoryRow {
+    pub subject: &'static str,
+    /// Bytes live per caller thread while registered, less a plain thread's.
+    pub live_per_caller: f64,
+    /// High-water mark per caller thread, less a plain thread's.
+    pub peak_per_caller: f64,
+    /// Bytes still live after the callers exited, vs before they started:
+    /// after a first round of callers, and after a second (retained
+    /// capacity shows in the first only; a leak grows in both).
+    pub left_after_exit: i64,
+    pub left_after_second: i64,
+    /// Registered callers the pool reported while they ran, and after.
+    pub callers_during: Option<usize>,
+    pub callers_after: Option<usize>,
+    /// How long the pool took to reclaim the exited callers.
+    pub reclaim: Option<Duration>,
+}
+
+pub struct Resources {
+    pub idle: Vec<IdleRow>,
+    pub allocs: Vec<AllocRow>,
+    pub memory: Vec<MemoryRow>,
+    pub schedstat: bool,
+}
+
+fn allocs_per(requests: u64, mut f: impl FnMut()) -> f64 {
+    let before = alloc::allocations();
+    f();
+    (alloc::allocations() - before) as f64 / requests as f64
+}
+
+/// Bytes live (and peak) per thread while `k` threads that each ran
+/// `register` wait together; then bytes left after they exit.
+fn per_thread_bytes(
+    k: usize,
+    register: impl Fn(u64) + Sync,
+    while_waiting: impl FnOnce(),
+) -> (f64, f64, i64) {
+    let before = alloc::live_bytes();
+    alloc::reset_peak();
+    let ready = Barrier::new(k + 1);
+    let go = Barrier::new(k + 1);
+    let (live, peak) = thread::scope(|s| {
+        for c in 0..k {
+            let (ready, go, register) = (&ready, &go, &register);
+            s.spawn(move || {
+                register(c as u64);
+                ready.wait();
+                go.wait();
+            });
+        }
+        ready.wait();
+        let live = alloc::live_bytes() as f64 - before as f64;
+        let peak = alloc::peak_bytes() as f64 - before as f64;
+        while_waiting();
+        go.wait();
+        (live, peak)
+    });
+    let left = alloc::live_bytes() as i64 - before as i64;
+    (live / k as f64, peak / k as f64, left)
+}
+
+/// Two rounds of `k` threads that each run `register` and then wait together;
+/// `callers` reads the pool's registered-caller count, if it has one. The
+/// exited callers are reclaimed by the pool's workers: we wait for it (up to
+/// 2 s) before reading the bytes left.
+fn memory_rounds(k: usize, register: impl Fn(u64) + Sync, callers: Option<&dyn Fn() -> usize>) -> MemoryRow {
+    let base = callers.map(|f| f());
+    let before = alloc::live_bytes();
+    let mut during = None;
+    let mut reclaim = None;
+    let mut first = (0.0, 0.0, 0);
+    for round in 0..2 {
+        let (live, peak, _) = per_thread_bytes(k, &register, || during = callers.map(|f| f()));
+        let t = Instant::now();
+        if let (Some(f), Some(base)) = (callers, base) {
+            while f() > base && t.elapsed() < Duration::from_secs(2) {
+                thread::sleep(Duration::from_micros(200));
+            }
+            reclaim = Some(t.elapsed());
+        }
+        let left = alloc::live_bytes() as i64 - before as i64;
+        if round == 0 {
+            first = (live, peak, left);
+        }
+    }
+    MemoryRow {
+        subject: "",
+        live_per_caller: first.0,
+        peak_per_caller: first.1,
+        left_after_exit: first.2,
+        left_after_second: alloc::live_bytes() as i64 - before as i64,
+        callers_during: during,
+        callers_after: callers.map(|f| f()),
+        reclaim,
+    }
+}
+
+pub fn run(budget: Budget) -> Resources {
+    let schedstat = fs::metadata("/proc/self/schedstat").is_ok();
+
+    // Idle CPU: both pools warmed up, then a window of no traffic.
+    eprintln!("  idle CPU");
+    let window = budget.time(Duration::from_millis(500));
+    let idle = place::on_driver(None, || {
+        let sp = echo_pool(2);
+        let mt = mtp_echo_pool(2);
+        for i in 0..10_000 {
+            black_box(ping(&sp, i % ITEMS));
+            black_box(mtp_ping(&mt, i % ITEMS));
+        }
+        black_box(ping_batch(&sp, 0, 10_000));
+        black_box(mtp_ping_batch(&mt, 0, 10_000));
+        let sum = |v: &[(String, u64)]| v.iter().map(|(_, ns)| ns).sum::<u64>();
+        let (sp0, mt0) = (thread_cpu_ns("echo-"), thread_cpu_ns("MtpEcho-"));
+        let t = Instant::now();
+        thread::sleep(window);
+        let (sp1, mt1) = (thread_cpu_ns("echo-"), thread_cpu_ns("MtpEcho-"));
+        let window = t.elapsed();
+        vec![
+            IdleRow { subject: "shardpool", threads: sp1.len(), cpu_ns: sum(&sp1) - sum(&sp0), window },
+            IdleRow {
+                subject: "messaging_thread_pool 5",
+                threads: mt1.len(),
+                cpu_ns: sum(&mt1) - sum(&mt0),
+                window,
+            },
+        ]
+    });
+
+    // Allocations per request, after a warm-up, counted over every thread.
+    eprintln!("  allocations per request");
+    let allocs = place::on_driver(Some(place::caller_core()), || {
+        let sp = echo_pool(1);
+        let mt = mtp_echo_pool(1);
+        let (_actors, clients) = ActorPool::start(1, 1, true);
+        let actor = &clients[0];
+        let n = 10_000u64;
+        for i in 0..2_000 {
+            black_box(ping(&sp, i % ITEMS));
+            black_box(ping_batch(&sp, i, 1024));
+            black_box(mtp_ping(&mt, i % ITEMS));
+            black_box(actor.batch(i, 1024));
+        }
+        let mut rows = Vec::new();
+        rows.push(AllocRow {
+            path: "one request (`send_and_receive_once`)",
+            shardpool: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(ping(&sp, i % ITEMS));
+                })
+            }),
+            mtp: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(mtp_ping(&mt, i % ITEMS));
+                })
+            }),
+            actor: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(actor.call(i % ITEMS));
+                })
+            }),
+        });
+        rows.push(AllocRow {
+            path: "batch of 1 (`send_and_receive`)",
+            shardpool: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(ping_batch(&sp, i, 1));
+                })
+            }),
+            mtp: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(mtp_ping_batch(&mt, i, 1));
+                })
+            }),
+            actor: allocs_per(n, || {
+                (0..n).for_each(|i| {
+                    black_box(actor.batch(i, 1));
+                })
+            }),
+        });
+        let batches = 50u64;
+        rows.push(AllocRow {
+            path: "batch of 1024",
+            shardpool: allocs_per(batches * 1024, || {
+                (0..batches).for_each(|i| {
+                    black_box(ping_batch(&sp, i, 1024));
+                })
+            }),
+            mtp: allocs_per(batches * 1024, || {
+                (0..batches).for_each(|i| {
+                    black_box(mtp_ping_batch(&mt, i, 1024));
+                })
+            }),
+            actor: allocs_per(batches * 1024, || {
+                (0..batches).for_each(|i| {
+                    black_box(actor.batch(i, 1024));
+                })
+            }),
+        });
+        rows
+    });
+
+    // Memory per registered caller: two rounds of `k` callers per subject.
+    eprintln!("  memory per registered caller");
+    let k = 64;
+    let memory = place::on_driver(None, || {
+        let mut rows = Vec::new();
+        let plain = memory_rounds(k, |_| {}, None);
+        rows.push(MemoryRow { subject: "a plain thread (subtracted below)", ..plain });
+        let sp = echo_pool(2);
+        ping(&sp, 0);
+        let callers = || sp.stats().callers;
+        let r = memory_rounds(
+            k,
+            |c| {
+                black_box(ping(&sp, c % ITEMS));
+            },
+            Some(&callers),
+        );
+        rows.push(MemoryRow {
+            subject: "shardpool (2 workers)",
+            live_per_caller: r.live_per_caller - plain.live_per_caller,
+            peak_per_caller: r.peak_per_caller - plain.peak_per_caller,
+            ..r
+        });
+        let mt = mtp_echo_pool(2);
+        mtp_ping(&mt, 0);
+        let r = memory_rounds(
+            k,
+            |c| {
+                black_box(mtp_ping(&mt, c % ITEMS));
+            },
+            None,
+        );
+        rows.push(MemoryRow {
+            subject: "messaging_thread_pool 5 (2 workers)",
+            live_per_caller: r.live_per_caller - plain.live_per_caller,
+            peak_per_caller: r.peak_per_caller - plain.peak_per_caller,
+            ..r
+        });
+        rows
+    });
+    Resources { idle, allocs, memory, schedstat }
+}
+
+impl Resources {
+    pub fn idle_percent(&self, subject: &str) -> f64 {
+        self.idle.iter().find(|r| r.subject == subject).map_or(f64::NAN, IdleRow::percent)
+    }
+
+    pub fn markdown(&self, caller_threads: usize) -> String {
+        let mut s = String::from("## Idle CPU\n\n");
+        s += &format!(
+            "CPU time used by the pool's threads during {} of no traffic, right after a burst of traffic \
+             (so it includes each worker's spin before it parks), read from the OS ({}).\n\n",
+            self.idle.first().map_or("—".into(), |r| format!("{:.2} s", r.window.as_secs_f64())),
+            if self.schedstat {
+                "`/proc/self/task/*/schedstat`, ns"
+            } else {
+                "`/proc/self/task/*/stat`, clock ticks"
+            }
+        );
+        let mut t = Table::new(&["pool", "threads", "CPU time", "% of one core"]);
+        for r in &self.idle {
+            t.row(vec![
+                r.subject.into(),
+                r.threads.to_string(),
+                format!("{:.3} ms", r.cpu_ns as f64 / 1e6),
+                format!("{:.3}%", r.percent()),
+            ]);
+        }
+        s += &t.markdown();
+
+        s += "\n## Allocations per request\n\n";
+        s += "Counted by the perf binary's global allocator over every thread, after a warm-up (so \
+              caller registration and slab growth are not counted).\n\n";
+        let mut t = Table::new(&["path", "shardpool", "messaging_thread_pool 5", "crossbeam actor"]);
+        for r in &self.allocs {
+            t.row(vec![
+                r.path.into(),
+                format!("{:.3}", r.shardpool),
+                format!("{:.3}", r.mtp),
+                format!("{:.3}", r.actor),
+            ]);
+        }
+        s += &t.markdown();
+
+        s += &format!(
+            "\n## Memory per registered caller\n\n{caller_threads} threads each make one call and wait \
+             together; bytes from the counting allocator (thread stacks are not counted), less what a \
+             plain thread costs. *left after exit* compares live bytes once the threads exited (and, for \
+             shardpool, once the workers reclaimed their rings) with before they started, after one round \
+             of callers and after a second: capacity kept for reuse shows after the first round only, a \
+             leak would grow with each.\n\n"
+        );
+        let mut t = Table::new(&[
+            "subject",
+            "live bytes per caller",
+            "peak bytes per caller",
+            "left after exit (1st round, 2nd round)",
+            "callers registered (during → after)",
+            "reclaimed in",
+        ]);
+        for r in &self.memory {
+            t.row(vec![
+                r.subject.into(),
+                format!("{:.0}", r.live_per_caller),
+                format!("{:.0}", r.peak_per_caller),
+                format!("{} B, {} B", r.left_after_exit, r.left_after_second),
+                match (r.callers_during, r.callers_after) {
+                    (Some(d), Some(a)) => format!("{d} → {a}"),
+                    _ => "—".into(),
+                },
+                r.reclaim.map_or("—".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)),
+            ]);
+        }
+        s += &t.markdown();
+        s
+    }
+}
