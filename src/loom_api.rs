@@ -54,7 +54,7 @@ impl<T: Send> Slots<T> {
     /// Caller side of the handshake (`Slot::wait`): spins up to `spin`, then
     /// parks, and takes the reply.
     pub fn wait(&self, index: u32, spin: Duration) -> T {
-        self.slab.get(index).wait(spin)
+        self.slab.get(index).wait(crate::sync::Spin::alone(spin))
     }
 }
 

@@ -34,10 +34,8 @@
 //!   order of `unpark` and `park` does not matter either.
 //! - The generation makes a reply for an old use of the slot unreadable: the
 //!   worker publishes only into a slot still armed with the generation its
-//!   request carries, and drops the reply otherwise. Such a stale publish
-//!   does touch the word: its first step is a read-modify-write that writes
-//!   back what it read, which changes nothing whatever the caller does
-//!   meanwhile.
+//!   request carries, and drops the reply otherwise (a stale publish only
+//!   reads the word).
 //! - An unpark can outlive its slot: if the caller sees READY before it
 //!   parks, the worker's unpark leaves a token, and the caller's next park
 //!   (on any slot) returns at once. Every park is in a loop that re-checks
@@ -125,13 +123,14 @@ impl<T> Slot<T> {
     ///
     /// After this returns `Ok`, the worker must not touch the slot again.
     pub(crate) fn publish(&self, gen: u32, value: T, thread: &Thread) -> Result<(), T> {
-        // A read-modify-write that changes nothing: it fetches the line for
-        // writing at once (a plain load would fetch it shared, and the value
-        // write below would need a second transfer).
-        // NB: measured by the `round_trip` bench (`cargo bench --bench round_trip`).
+        // Fetch the line for writing at once: a plain load would fetch it
+        // shared, and the value write below would need a second transfer.
+        // NB: measured by the round-trip and batch rows of the perf harness
+        // (`cargo run --release -p perf`).
+        crate::sync::prefetch_write(self);
         // Acquire: pairs with the caller's Release when it last emptied the
         // slot (`take`), so our write below comes after its read.
-        let cur = self.state.fetch_or(0, Ordering::Acquire);
+        let cur = self.state.load(Ordering::Acquire);
         let phase = cur & PHASE;
         if cur >> GEN_SHIFT != gen || !(phase == WAITING || phase == PARKED) {
             return Err(value);

@@ -71,13 +71,9 @@ fn stray_unpark_from_previous_slot_does_not_end_next_wait() {
 /// duplicate is refused whatever the slot's state (WAITING, PARKED or READY
 /// of generation 1), and the caller reads only the real reply.
 ///
-/// The duplicate is sent only after the re-arm: since `publish` became a
-/// read-modify-write (`fetch_or(0)`), a duplicate racing the caller's
-/// *plain* stores (`take`, `arm`) trips loom's known RMW-atomicity bug
-/// (tokio-rs/loom#254, #389: a plain store from a thread that has not seen
-/// the RMW may be ordered before it), which lets later loads see the stale
-/// word and reports a failure the C++ model forbids. For the same reason the
-/// model checks nothing of the slot after the last `take`.
+/// The duplicate is sent after the re-arm, the case the generation exists
+/// for (a duplicate sent before it finds the slot EMPTY or READY of the
+/// first generation and is refused by the phase check alone).
 #[test]
 fn stale_generation_is_never_read() {
     check(Preemptions::Env, || {
