@@ -38,6 +38,11 @@ pub enum Error {
     /// The request was sent from a worker of this pool to an item on that
     /// same worker. The worker would wait on itself forever, so the call is
     /// refused at once.
+    ///
+    /// Calls from one worker to *another* worker of the same pool (and to
+    /// other pools) are allowed. A cycle of them, worker A waiting on B while
+    /// B waits on A, still deadlocks, as with any blocking call: keep calls
+    /// between workers of one pool acyclic, or use a child pool.
     SameWorker {
         /// The id the request was addressed to.
         id: u64,
