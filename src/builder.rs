@@ -223,6 +223,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             worker_spin: self.worker_spin,
             panic_handler: self.panic_handler.clone(),
         };
+        crate::sync::barrier::init();
         let shared = Arc::new(Shared::<P>::new(n, config));
         let startup = Arc::new(Startup { reports: Mutex::new(Vec::new()), cv: Condvar::new() });
         let mut joins: Vec<JoinHandle<()>> = Vec::with_capacity(n);

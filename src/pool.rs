@@ -7,7 +7,8 @@ use crate::error::{BuildError, Error};
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
 use crate::sync::affinity;
-use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::barrier;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, CachePadded, Mutex, Spin};
 use crate::trace::{event, span};
@@ -126,10 +127,10 @@ impl<P: PoolItem> Shared<P> {
     /// Closes the pool and wakes every worker so it drains and exits.
     pub(crate) fn close(&self) -> bool {
         // The shutdown side of the gate in `caller.rs`: set `closed`, then the
-        // SeqCst fence, then ring (the workers' fences follow ours through
-        // the doorbell's Release/Acquire).
+        // heavy barrier, then ring (the workers' loads follow it through the
+        // doorbell's Release/Acquire).
         let was = self.closed.swap(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        barrier::heavy();
         for w in self.workers.iter() {
             w.doorbell.ring(CONTROL);
         }

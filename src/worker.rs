@@ -29,7 +29,8 @@ use crate::error::{panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicReport, Shared};
 use crate::stats::WorkerCounters;
-use crate::sync::atomic::{fence, Ordering};
+use crate::sync::atomic::Ordering;
+use crate::sync::barrier;
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::{event, span};
@@ -224,10 +225,11 @@ impl<P: PoolItem> Worker<P> {
         loop {
             self.accept();
             self.drain_all();
-            // The workers' side of the shutdown gate (see caller.rs): a SeqCst
-            // fence, then Acquire loads (pairing with the callers' Release in
-            // `leave`, so a caller seen outside its gate has its push visible).
-            fence(Ordering::SeqCst);
+            // The workers' side of the shutdown gate (see caller.rs): a light
+            // barrier, then Acquire loads (pairing with the callers' Release
+            // in `leave`, so a caller seen outside its gate has its push
+            // visible).
+            barrier::light();
             let busy = self.buckets.iter().flatten().any(|l| l.caller.active.load(Ordering::Acquire));
             if !busy {
                 // Every gated push is complete and visible (the caller's
