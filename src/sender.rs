@@ -84,66 +84,65 @@ impl<P: PoolItem> SenderAndReceiver<P> for ThreadPool<P> {
     }
 }
 
-/// A shared pool (`Arc<ThreadPool<P>>`, `Arc<SenderAndReceiverMock<P>>`)
-/// sends as the pool does.
-///
-/// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
-/// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
-/// use std::sync::Arc;
-///
-/// fn add(pool: impl SenderAndReceiver<Randoms>, id: u64) -> u64 {
-///     pool.send_and_receive_once(AddRequest::new(id, RandomsInit { count: 1 })).unwrap().id
-/// }
-///
-/// let pool = Arc::new(ThreadPool::<Randoms>::new(1)?);
-/// assert_eq!(add(Arc::clone(&pool), 5), 5);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-impl<P: PoolItem, S: SenderAndReceiver<P>> SenderAndReceiver<P> for Arc<S> {
-    fn send_and_receive<R, I>(
-        &self,
-        requests: I,
-    ) -> Result<impl Iterator<Item = Result<R::Response, Error>>, Error>
-    where
-        R: Request<P>,
-        I: IntoIterator<Item = R>,
-    {
-        S::send_and_receive(self, requests)
-    }
+/// Implements the trait for a pointer to a sender (`Arc<S>`, `&S`) by
+/// forwarding to the sender it points to. Doc comments before an invocation
+/// document the generated impl.
+macro_rules! forward_to_inner {
+    ($(#[$doc:meta])* $ptr:ty) => {
+        $(#[$doc])*
+        impl<P: PoolItem, S: SenderAndReceiver<P>> SenderAndReceiver<P> for $ptr {
+            fn send_and_receive<R, I>(
+                &self,
+                requests: I,
+            ) -> Result<impl Iterator<Item = Result<R::Response, Error>>, Error>
+            where
+                R: Request<P>,
+                I: IntoIterator<Item = R>,
+            {
+                S::send_and_receive(self, requests)
+            }
 
-    fn send_and_receive_once<R: Request<P>>(&self, request: R) -> Result<R::Response, Error> {
-        S::send_and_receive_once(self, request)
-    }
+            fn send_and_receive_once<R: Request<P>>(&self, request: R) -> Result<R::Response, Error> {
+                S::send_and_receive_once(self, request)
+            }
+        }
+    };
 }
 
-/// A borrowed pool sends as the pool does.
-///
-/// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
-/// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
-///
-/// fn add(pool: impl SenderAndReceiver<Randoms>, id: u64) -> u64 {
-///     pool.send_and_receive_once(AddRequest::new(id, RandomsInit { count: 1 })).unwrap().id
-/// }
-///
-/// let pool = ThreadPool::<Randoms>::new(1)?;
-/// assert_eq!(add(&pool, 6), 6);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-impl<P: PoolItem, S: SenderAndReceiver<P>> SenderAndReceiver<P> for &S {
-    fn send_and_receive<R, I>(
-        &self,
-        requests: I,
-    ) -> Result<impl Iterator<Item = Result<R::Response, Error>>, Error>
-    where
-        R: Request<P>,
-        I: IntoIterator<Item = R>,
-    {
-        S::send_and_receive(self, requests)
-    }
+forward_to_inner! {
+    /// A shared pool (`Arc<ThreadPool<P>>`, `Arc<SenderAndReceiverMock<P>>`)
+    /// sends as the pool does.
+    ///
+    /// ```
+    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
+    /// use std::sync::Arc;
+    ///
+    /// fn add(pool: impl SenderAndReceiver<Randoms>, id: u64) -> u64 {
+    ///     pool.send_and_receive_once(AddRequest::new(id, RandomsInit { count: 1 })).unwrap().id
+    /// }
+    ///
+    /// let pool = Arc::new(ThreadPool::<Randoms>::new(1)?);
+    /// assert_eq!(add(Arc::clone(&pool), 5), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    Arc<S>
+}
 
-    fn send_and_receive_once<R: Request<P>>(&self, request: R) -> Result<R::Response, Error> {
-        S::send_and_receive_once(self, request)
-    }
+forward_to_inner! {
+    /// A borrowed pool sends as the pool does.
+    ///
+    /// ```
+    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
+    ///
+    /// fn add(pool: impl SenderAndReceiver<Randoms>, id: u64) -> u64 {
+    ///     pool.send_and_receive_once(AddRequest::new(id, RandomsInit { count: 1 })).unwrap().id
+    /// }
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(1)?;
+    /// assert_eq!(add(&pool, 6), 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    &S
 }

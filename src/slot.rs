@@ -66,8 +66,8 @@ fn word(gen: u32, phase: u32) -> u32 {
 }
 
 /// One response slot, on its own cache line(s): the state word and the start
-/// of the value share the first line, so a small reply costs the worker one
-/// line transfer.
+/// of the value share the first line, so a small reply is one line to move,
+/// and neighbouring slots (other requests in flight) never share it.
 #[repr(align(64))]
 pub(crate) struct Slot<T> {
     state: AtomicU32,
@@ -123,11 +123,6 @@ impl<T> Slot<T> {
     ///
     /// After this returns `Ok`, the worker must not touch the slot again.
     pub(crate) fn publish(&self, gen: u32, value: T, thread: &Thread) -> Result<(), T> {
-        // Fetch the line for writing at once: a plain load would fetch it
-        // shared, and the value write below would need a second transfer.
-        // NB: measured by the round-trip and batch rows of the perf harness
-        // (`cargo run --release -p perf`).
-        crate::sync::prefetch_write(self);
         // Acquire: pairs with the caller's Release when it last emptied the
         // slot (`take`), so our write below comes after its read.
         let cur = self.state.load(Ordering::Acquire);

@@ -86,8 +86,6 @@ pub(crate) struct Worker<P: PoolItem> {
     lanes: usize,
     /// Hint bits of lanes left non-empty by the last pass.
     carry: u64,
-    /// The hint bit of the lanes served last, polled directly while idle.
-    last: Option<usize>,
 }
 
 impl<P: PoolItem> Worker<P> {
@@ -99,7 +97,6 @@ impl<P: PoolItem> Worker<P> {
             buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
             lanes: 0,
             carry: 0,
-            last: None,
         }
     }
 
@@ -127,7 +124,6 @@ impl<P: PoolItem> Worker<P> {
                 self.idle();
                 continue;
             }
-            self.last = Some(hints.trailing_zeros() as usize);
             let mut bits = hints;
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
@@ -136,6 +132,7 @@ impl<P: PoolItem> Worker<P> {
                     self.carry |= 1 << b;
                 }
             }
+            WorkerCounters::set(&self.counters().items, self.core.items.len() as u64);
         }
         self.shutdown();
     }
@@ -181,20 +178,10 @@ impl<P: PoolItem> Worker<P> {
             }
             i += 1;
         }
-        WorkerCounters::set(&self.counters().items, self.core.items.len() as u64);
         more
     }
 
     /// Nothing to do: spin a while, then sleep until a caller rings.
-    ///
-    /// While spinning, the worker also looks straight at the rings of the
-    /// lanes it served last. For a caller doing back-to-back round trips this
-    /// takes the doorbell off the critical path (the worker sees the push as
-    /// soon as the ring's tail moves, while the caller's `fetch_or` on the
-    /// doorbell completes in parallel). It is only a shortcut: the doorbell
-    /// still carries every wake-up, and the cost is one bucket (usually one
-    /// ring), whatever the number of idle callers.
-    // NB: measured by the `round_trip` bench (`cargo bench --bench round_trip`).
     fn idle(&mut self) {
         let doorbell = &self.pool.workers[self.core.index].doorbell;
         // Yield often: a caller may share this core, and must not wait for
@@ -203,12 +190,6 @@ impl<P: PoolItem> Worker<P> {
         while spinner.spin() {
             if doorbell.pending() {
                 return;
-            }
-            if let Some(b) = self.last {
-                if self.buckets[b].iter().any(|l| !l.consumer.is_empty()) {
-                    self.carry |= 1 << b;
-                    return;
-                }
             }
         }
         if doorbell.try_sleep() {

@@ -87,13 +87,11 @@ fn second_call_racing_the_worker_going_back_to_sleep_is_answered() {
 }
 
 /// The same two calls with an idle worker that spins before sleeping
-/// (under loom: one yield) and, while it spins, looks straight at the ring
-/// it served last (`Worker::idle`). The second push may be found by that
-/// look, by the doorbell's bit, or by the wake-up; it is answered either way,
-/// and the bit left behind on the doorbell only costs a look at an empty
-/// ring.
+/// (under loom: one yield, `Worker::idle`). The second push may be seen by
+/// the spin's look at the doorbell, by the failed CAS to SLEEPING, or by the
+/// wake-up; it is answered either way.
 #[test]
-fn push_seen_by_the_idle_workers_ring_poll_is_answered() {
+fn push_racing_the_idle_workers_spin_is_answered() {
     check(Preemptions::Env, || {
         let pool = builder(1, 2).worker_spin(Duration::from_nanos(1)).build().unwrap();
         for id in 1..=2 {

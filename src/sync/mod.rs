@@ -72,20 +72,6 @@ macro_rules! thread_local_shim {
 }
 pub(crate) use thread_local_shim as thread_local;
 
-/// Hints the CPU to fetch the cache line at `p` for writing (a hint only:
-/// never faults, whatever `p` is). No-op under loom and off x86-64.
-#[inline(always)]
-pub(crate) fn prefetch_write<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(shardpool_loom)))]
-    // SAFETY: a prefetch is a hint; it does not dereference `p` in the
-    // language's sense and cannot fault.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(p.cast());
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(shardpool_loom))))]
-    let _ = p;
-}
-
 /// A process-wide unique number for each pool, used to key the per-thread
 /// caller handles and to detect calls from a pool's own workers.
 ///
