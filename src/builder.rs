@@ -1,11 +1,13 @@
 //! Building a pool: worker count, pinning, rings, waiting, threads, handlers.
 
 use crate::caller::set_current_worker;
-use crate::error::{panic_message, BuildError};
+use crate::error::{take_panic_message, BuildError};
+use crate::gate::Gate;
 use crate::item::PoolItem;
 use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
 use crate::sync::affinity;
 use crate::sync::atomic::Ordering;
+use crate::sync::barrier::Barrier;
 use crate::sync::thread::{self, Builder, JoinHandle};
 use crate::sync::{Arc, Condvar, Mutex};
 use crate::trace::event;
@@ -63,6 +65,8 @@ pub struct ThreadPoolBuilder<P: PoolItem> {
     start_handler: Option<Handler>,
     exit_handler: Option<Handler>,
     panic_handler: Option<PanicHandler>,
+    membarrier: bool,
+    shutdown_timeout: Duration,
     _item: PhantomData<fn() -> P>,
 }
 
@@ -76,6 +80,8 @@ impl<P: PoolItem> fmt::Debug for ThreadPoolBuilder<P> {
             .field("max_batch", &self.max_batch)
             .field("caller_spin", &self.caller_spin)
             .field("worker_spin", &self.worker_spin)
+            .field("membarrier", &self.membarrier)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +101,18 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     pub const DEFAULT_CALLER_SPIN: Duration = Duration::from_micros(50);
     /// Default time an idle worker spins before parking.
     pub const DEFAULT_WORKER_SPIN: Duration = Duration::from_micros(50);
+    /// Default longest wait of `shutdown` and `Drop` for the workers.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Most workers a pool may have.
+    pub const MAX_WORKERS: usize = 4096;
+    /// Most requests one ring may hold (see also [`MAX_RING_BYTES`](Self::MAX_RING_BYTES)).
+    pub const MAX_RING_CAPACITY: usize = 1 << 16;
+    /// Most bytes one ring may take (capacity times the size of a request
+    /// envelope); a ring is allocated per caller thread and worker.
+    pub const MAX_RING_BYTES: usize = 64 << 20;
+    /// Most requests one batch keeps in flight, whatever the ring capacity
+    /// and worker count (each needs a response slot).
+    const MAX_WINDOW: usize = 1 << 16;
 
     /// A builder with the defaults: one worker per core the process may use,
     /// best-effort pinning, and the `DEFAULT_*` settings.
@@ -112,6 +130,8 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             start_handler: None,
             exit_handler: None,
             panic_handler: None,
+            membarrier: true,
+            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             _item: PhantomData,
         }
     }
@@ -168,7 +188,39 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
-    /// Names worker `i` (default `shardpool-{i}`).
+    /// Whether the shutdown gate may use Linux's `membarrier` (default
+    /// `true`): requests then pass a compiler fence instead of a full one,
+    /// and shutdown pays one `membarrier` call. Turn it off in sandboxes
+    /// whose seccomp policy kills a process that calls `membarrier`; the
+    /// environment variable `SHARDPOOL_NO_MEMBARRIER=1` turns it off for
+    /// every pool of the process. Elsewhere than Linux it has no effect.
+    ///
+    /// ```
+    /// use shardpool::samples::Randoms;
+    /// use shardpool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::<Randoms>::builder().workers(1).membarrier(false).build()?;
+    /// pool.shutdown()?;
+    /// # Ok::<(), shardpool::BuildError>(())
+    /// ```
+    pub fn membarrier(mut self, allowed: bool) -> Self {
+        self.membarrier = allowed;
+        self
+    }
+
+    /// Longest wait of [`ThreadPool::shutdown`] and of dropping the pool for
+    /// the workers to finish (default 10 s). Workers still busy in user code
+    /// then are left running; `shutdown` says so with
+    /// [`Error::ShutdownTimedOut`](crate::Error::ShutdownTimedOut).
+    /// `Duration::MAX` waits for ever.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Names worker `i` (default `shardpool-{i}`). The name may not contain
+    /// a NUL byte; a closure that panics or returns one fails the build with
+    /// [`BuildError::ThreadName`].
     pub fn thread_name(mut self, f: impl FnMut(usize) -> String + 'static) -> Self {
         self.thread_name = Some(Box::new(f));
         self
@@ -199,18 +251,46 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
-    /// Starts the workers and returns once every one of them is running
-    /// (pinned, if asked, with its thread state built). On failure, the
-    /// workers already started are stopped and joined.
-    pub fn build(mut self) -> Result<ThreadPool<P>, BuildError> {
-        let process_cores = affinity::process_cores();
-        let n = self.workers.unwrap_or(process_cores.len());
+    /// Checks every setting; the worker count, the core list and the ring
+    /// capacity's limits.
+    fn validate(&self, n: usize) -> Result<(), BuildError> {
+        let out = |setting, value, max| Err(BuildError::OutOfRange { setting, value, max });
         if n == 0 {
             return Err(BuildError::ZeroWorkers);
         }
         if self.ring_capacity == 0 || self.max_batch == 0 {
             return Err(BuildError::ZeroCapacity);
         }
+        if n > Self::MAX_WORKERS {
+            return out("workers", n, Self::MAX_WORKERS);
+        }
+        let envelope = std::mem::size_of::<crate::caller::Envelope<P>>().max(1);
+        let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / envelope);
+        if self.ring_capacity > max_ring {
+            return out("ring_capacity", self.ring_capacity, max_ring);
+        }
+        Ok(())
+    }
+
+    /// Starts the workers and returns once every one of them is running
+    /// (pinned, if asked, with its thread state built).
+    ///
+    /// Every setting is checked first, and a bad one is a typed
+    /// [`BuildError`] that names it. On any failure (a setting, a thread
+    /// name, a worker that cannot be spawned, pinned or started) the workers
+    /// already started are stopped and joined before `build` returns.
+    ///
+    /// ```
+    /// use shardpool::samples::Randoms;
+    /// use shardpool::{BuildError, ThreadPool};
+    ///
+    /// let err = ThreadPool::<Randoms>::builder().ring_capacity(usize::MAX).build().unwrap_err();
+    /// assert!(matches!(err, BuildError::OutOfRange { setting: "ring_capacity", .. }));
+    /// ```
+    pub fn build(mut self) -> Result<ThreadPool<P>, BuildError> {
+        let process_cores = affinity::process_cores();
+        let n = self.workers.unwrap_or(process_cores.len());
+        self.validate(n)?;
         let cores = self.cores.clone().unwrap_or_else(|| process_cores.clone());
         if self.pinning == Pinning::Required && cores.is_empty() {
             return Err(BuildError::Pinning { worker: 0, core: None });
@@ -218,25 +298,18 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         let config = Config {
             ring_capacity: self.ring_capacity,
             max_batch: self.max_batch,
-            window: self.ring_capacity.saturating_mul(n),
+            window: self.ring_capacity.saturating_mul(n).min(Self::MAX_WINDOW),
             caller_spin: self.caller_spin,
             worker_spin: self.worker_spin,
             panic_handler: self.panic_handler.clone(),
+            shutdown_timeout: self.shutdown_timeout,
         };
-        crate::sync::barrier::init();
-        let shared = Arc::new(Shared::<P>::new(n, config));
+        let gate = Gate::new(Barrier::new(self.membarrier));
+        let shared = Arc::new(Shared::<P>::new(n, config, gate));
         let startup = Arc::new(Startup { reports: Mutex::new(Vec::new()), cv: Condvar::new() });
         let mut joins: Vec<JoinHandle<()>> = Vec::with_capacity(n);
         let mut failure = None;
         for index in 0..n {
-            let name = match &mut self.thread_name {
-                Some(f) => f(index),
-                None => format!("shardpool-{index}"),
-            };
-            let mut builder = Builder::new().name(name);
-            if let Some(size) = self.stack_size {
-                builder = builder.stack_size(size);
-            }
             let plan = StartPlan {
                 index,
                 core: (!cores.is_empty() && self.pinning != Pinning::Off).then(|| cores[index % cores.len()]),
@@ -245,14 +318,17 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 start: self.start_handler.clone(),
                 exit: self.exit_handler.clone(),
             };
-            let (shared2, startup2) = (shared.clone(), startup.clone());
-            match builder.spawn(move || worker_main(shared2, startup2, plan)) {
+            match self.spawn(index, plan, &shared, &startup) {
                 Ok(j) => joins.push(j),
                 Err(e) => {
-                    failure = Some(BuildError::Spawn(e));
+                    failure = Some(e);
                     break;
                 }
             }
+        }
+        // Workers never spawned have nothing to wait for.
+        for index in joins.len()..n {
+            shared.exits.mark(index);
         }
         // Wait for every started worker to report.
         let started = joins.len();
@@ -273,6 +349,46 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 drop(pool);
                 Err(e)
             }
+        }
+    }
+
+    /// Names and spawns worker `index`. User code (the name closure) and the
+    /// standard library's checks (a NUL in the name, a stack size it cannot
+    /// round) run under `catch_unwind`, so a failure is an error, never a
+    /// panic out of `build` with workers left parked.
+    fn spawn(
+        &mut self,
+        index: usize,
+        plan: StartPlan,
+        shared: &Arc<Shared<P>>,
+        startup: &Arc<Startup>,
+    ) -> Result<JoinHandle<()>, BuildError> {
+        let name = match &mut self.thread_name {
+            Some(f) => {
+                catch_unwind(AssertUnwindSafe(|| f(index))).map_err(|payload| BuildError::ThreadName {
+                    worker: index,
+                    message: format!("the thread_name closure panicked: {}", take_panic_message(payload)),
+                })?
+            }
+            None => format!("shardpool-{index}"),
+        };
+        if name.contains('\0') {
+            return Err(BuildError::ThreadName {
+                worker: index,
+                message: format!("{name:?} contains a NUL byte"),
+            });
+        }
+        let mut builder = Builder::new().name(name);
+        if let Some(size) = self.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let (shared, startup) = (shared.clone(), startup.clone());
+        match catch_unwind(AssertUnwindSafe(move || {
+            builder.spawn(move || worker_main(shared, startup, plan))
+        })) {
+            Ok(Ok(j)) => Ok(j),
+            Ok(Err(e)) => Err(BuildError::Spawn(e)),
+            Err(payload) => Err(BuildError::Spawn(std::io::Error::other(take_panic_message(payload)))),
         }
     }
 }
@@ -300,6 +416,8 @@ struct StartPlan {
 
 fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan: StartPlan) {
     let index = plan.index;
+    // However this thread ends, shutdown learns that it did.
+    let _exit = ExitMark(&shared.exits, index);
     set_current_worker(shared.id, index);
     shared.workers[index].doorbell.set_thread(thread::current());
     // Everything up to the report runs under `catch_unwind`: a worker that
@@ -324,16 +442,29 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
         Ok(Ok(state)) => state,
         Ok(Err(e)) => return startup.report(Err(e)),
         Err(payload) => {
-            let message = panic_message(&*payload);
+            let message = take_panic_message(payload);
             return startup.report(Err(BuildError::WorkerStart { worker: index, message }));
         }
     };
     startup.report(Ok(()));
     drop(startup);
     event!(debug, worker = index, core = ?plan.core, "worker started");
-    Worker::new(shared, index, state).run();
+    let panic_handler = shared.config.panic_handler.clone();
+    Worker::new(shared.clone(), index, state).run();
     event!(debug, worker = index, "worker exited");
     if let Some(h) = &plan.exit {
-        let _ = catch_unwind(AssertUnwindSafe(|| h(index)));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(index))) {
+            crate::worker::report(&panic_handler, index, None, take_panic_message(payload));
+        }
+    }
+}
+
+/// Marks its worker as finished when dropped (on every way out of
+/// `worker_main`, unwinding included).
+struct ExitMark<'a>(&'a crate::pool::Exits, usize);
+
+impl Drop for ExitMark<'_> {
+    fn drop(&mut self) {
+        self.0.mark(self.1);
     }
 }

@@ -10,43 +10,29 @@
 //! worker, which drop the lane once its ring is empty. The slots' memory is
 //! shared with the workers and freed by whichever side lets go last.
 //!
-//! # The shutdown gate
+//! # Pushes, announcements and user code
 //!
-//! A caller pushes only inside its gate: it sets `active`, passes a light
-//! barrier, then reads the pool's `closed` flag and backs out if it is set.
-//! Shutdown sets `closed`, passes a heavy barrier, and rings every worker;
-//! each worker, before it exits, passes a light barrier, waits until every
-//! caller's `active` is clear and drains their rings. The barriers order
-//! the two sides (`sync/barrier.rs`: SeqCst fences, or on Linux a compiler
-//! fence against `membarrier`): either the caller's `active` is visible to
-//! the worker, which then waits for the push, or the caller sees `closed`
-//! and sends nothing. The gate never spans user code, so shutdown cannot
-//! wait on it for long.
-//!
-//! - `leave` clears `active` with a Release store: a worker whose Acquire
-//!   load reads `false` also sees the push made inside the gate. A later
-//!   entry, whose `true` the worker did not see, comes after shutdown's
-//!   barrier and so sees `closed`.
-//! - A worker only checks the lanes it has accepted. A caller whose
-//!   registration comes after the worker's last `accept` is not among them,
-//!   but then its gate sees `closed`: the worker read `closed` before that
-//!   `accept`, and the registration mutex orders the two.
-//! - Fences rather than SeqCst loads and stores: loom models fences exactly,
-//!   while it treats SeqCst accesses as AcqRel. Under loom both barriers
-//!   are SeqCst fences, so the models check the fence form of the argument.
+//! A caller pushes only inside the shutdown gate (`src/gate/`), which never
+//! spans user code. Every push is announced (its lane's doorbell bit rung)
+//! before control goes back to user code: the batch's request iterator,
+//! `into_message` and `placement` may panic or block, and the workers must
+//! not wait on them for requests already in the rings. User values (a
+//! refused request, a response) are dropped outside every borrow of the
+//! caller's state, so their `Drop` may call the pool again.
 //!
 //! Model-checked by `loom-tests/tests/{registration,shutdown,batch}.rs`.
 
 use crate::doorbell::lane_bit;
-use crate::error::Error;
+use crate::error::{BatchError, Error};
+use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Reply, Request};
 use crate::pool::Shared;
 use crate::slot::{Slab, SlabMemory, SlotRef};
+use crate::sync::affinity;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::barrier;
 use crate::sync::ring::{ring, Consumer, Producer};
 use crate::sync::thread::{self, Thread};
-use crate::sync::{Arc, Backoff, CachePadded, Mutex, Spin};
+use crate::sync::{Arc, Backoff, Mutex, Spin};
 use crate::trace::event;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -110,8 +96,8 @@ pub(crate) struct CallerShared<P: PoolItem> {
     /// The caller's thread, unparked by a worker that publishes into a slot
     /// the caller parked on.
     pub(crate) thread: Thread,
-    /// Set while the caller is inside its gate (see the module docs).
-    pub(crate) active: CachePadded<AtomicBool>,
+    /// Whether the caller is inside the shutdown gate (`src/gate/`).
+    pub(crate) presence: Presence,
     /// Set when the caller thread has gone; its lanes are dropped once empty.
     pub(crate) retired: AtomicBool,
     memory: SlabMemory<Outcome<P>>,
@@ -135,9 +121,6 @@ struct Local<P: PoolItem> {
     /// Per slot: the next slot of the in-flight list it is on, and the id its
     /// request was addressed to.
     links: Vec<(u32, u64)>,
-    /// Per worker: a batch pushed to it since it was last told (reused
-    /// between batches so a batch allocates nothing).
-    touched: Vec<bool>,
 }
 
 impl<P: PoolItem> Local<P> {
@@ -152,13 +135,26 @@ impl<P: PoolItem> Local<P> {
         self.free.extend((old + 1..new).rev());
         old
     }
+
+    /// Returns an armed slot whose request never left to EMPTY, and frees it.
+    fn release_unsent(&mut self, idx: u32) {
+        self.slab.get(idx).disarm();
+        self.free.push(idx);
+    }
 }
+
+/// `CallerHandle::cpu` when the core is not known.
+const UNKNOWN_CPU: usize = usize::MAX;
 
 /// A thread's handle on one pool.
 pub(crate) struct CallerHandle<P: PoolItem> {
     pool: Arc<Shared<P>>,
     shared: Arc<CallerShared<P>>,
     local: RefCell<Local<P>>,
+    /// The core this thread last ran on, as far as we know: looked up at
+    /// registration and again after a wait whose spin ran out (the thread
+    /// may have moved), not on every wait.
+    cpu: Cell<usize>,
 }
 
 /// Type-erased handles in the thread-local registry.
@@ -173,7 +169,7 @@ impl<P: PoolItem> AnyHandle for CallerHandle<P> {
         self.pool.id
     }
     fn pool_closed(&self) -> bool {
-        self.pool.closed.load(Ordering::Relaxed)
+        self.pool.gate.is_closed()
     }
     fn into_any(self: Rc<Self>) -> Rc<dyn Any> {
         self
@@ -215,14 +211,14 @@ pub(crate) fn handle<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHand
 
 #[cold]
 fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, Error> {
-    if pool.closed.load(Ordering::Relaxed) {
+    if pool.gate.is_closed() {
         return Err(Error::Shutdown);
     }
     let workers = pool.workers.len();
     let shared = Arc::new(CallerShared {
         lane: pool.lane_ids.acquire(),
         thread: thread::current(),
-        active: CachePadded::new(AtomicBool::new(false)),
+        presence: Presence::new(),
         retired: AtomicBool::new(false),
         memory: SlabMemory::new(),
         lane_ids: pool.lane_ids.clone(),
@@ -240,23 +236,22 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let handle = Rc::new(CallerHandle {
         pool: pool.clone(),
         shared,
-        local: RefCell::new(Local {
-            producers,
-            slab: Slab::new(),
-            free: Vec::new(),
-            links: Vec::new(),
-            touched: vec![false; workers],
-        }),
+        local: RefCell::new(Local { producers, slab: Slab::new(), free: Vec::new(), links: Vec::new() }),
+        cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
     });
     event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
-    HANDLES
+    let stale = HANDLES
         .try_with(|h| {
             let mut h = h.borrow_mut();
-            // Handles on pools that have shut down are dead weight: retire them.
-            h.retain(|x| !x.pool_closed());
+            // Handles on pools that have shut down are dead weight: retire
+            // them (after the borrow: retiring rings their workers).
+            let (dead, live): (Vec<_>, Vec<_>) = h.drain(..).partition(|x| x.pool_closed());
+            *h = live;
             h.push(handle.clone());
+            dead
         })
         .map_err(|_| Error::ThreadExiting)?;
+    drop(stale);
     Ok(handle)
 }
 
@@ -273,71 +268,55 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
 }
 
 impl<P: PoolItem> CallerHandle<P> {
-    /// Tells worker `w` that this caller's ring has work (after a push, or a
-    /// burst of pushes).
+    /// Announces to worker `w` that this caller's ring has work.
     #[inline]
     fn notify(&self, w: usize) {
         self.pool.workers[w].doorbell.ring(lane_bit(self.shared.lane));
     }
 
-    /// Enters the shutdown gate; fails if the pool is closed.
+    /// How to wait for a reply from worker `waiting_for` (or from any worker
+    /// of a batch); see `Shared::caller_spin`.
     #[inline]
-    fn enter(&self) -> Result<(), Error> {
-        // The caller's side of the gate (module docs). Relaxed accesses: the
-        // barrier orders them against shutdown's (see `sync/barrier.rs`).
-        // NB: a full fence here waits for the request's own cache misses;
-        // `perf record` of 1024-request batches put 87% of the push path on
-        // it, and the perf harness's batch row (1 worker, 1024) went from
-        // 10.1 to 14.6 M requests/s without it (`cargo run --release -p perf`).
-        self.shared.active.store(true, Ordering::Relaxed);
-        barrier::light();
-        if self.pool.closed.load(Ordering::Relaxed) {
-            self.leave();
-            return Err(Error::Shutdown);
-        }
-        Ok(())
+    fn spin(&self, waiting_for: Option<usize>) -> Spin {
+        let cpu = self.cpu.get();
+        self.pool.caller_spin(waiting_for, (cpu != UNKNOWN_CPU).then_some(cpu))
     }
 
+    /// After a wait: if the spin ran out (the thread parked), the thread may
+    /// have moved to another core; look again.
     #[inline]
-    fn leave(&self) {
-        // Release: pairs with the worker's Acquire load of `active`; a worker
-        // that reads `false` also sees our push.
-        self.shared.active.store(false, Ordering::Release);
-    }
-
-    /// Pushes `env` to worker `w` inside the gate, waiting for room if the
-    /// ring is full. On refusal the envelope is dropped.
-    fn push(&self, local: &mut Local<P>, w: usize, mut env: Envelope<P>) -> Result<(), Error> {
-        self.enter()?;
-        let producer = &mut local.producers[w];
-        let mut backoff = Backoff::new();
-        loop {
-            match producer.push(env) {
-                Ok(()) => break,
-                Err(back) => {
-                    env = back;
-                    self.notify(w);
-                    backoff.wait();
-                }
-            }
+    fn after_wait(&self, parked: bool) {
+        if parked {
+            self.cpu.set(affinity::current_cpu().unwrap_or(UNKNOWN_CPU));
         }
-        self.leave();
-        Ok(())
     }
 
-    /// One request, one response.
+    /// One request, one response. A request refused at the gate is dropped
+    /// after our state is released, so its `Drop` may call the pool.
     pub(crate) fn call(&self, w: usize, msg: Message<P>) -> Result<Outcome<P>, Error> {
         let mut local = self.local.borrow_mut();
         let idx = local.alloc(&self.shared);
-        let env = Envelope { msg, slot: local.slab.arm(idx) };
-        if let Err(e) = self.push(&mut local, w, env) {
-            local.slab.get(idx).disarm();
-            local.free.push(idx);
+        let mut env = Envelope { msg, slot: local.slab.arm(idx) };
+        if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
+            local.release_unsent(idx);
+            drop(local);
+            drop(env);
             return Err(e);
         }
+        // Wait for room inside the gate: the worker drains the ring whatever
+        // happens (shutdown waits for us to leave, and drains meanwhile).
+        let mut backoff = Backoff::new();
+        while let Err(back) = local.producers[w].push(env) {
+            env = back;
+            self.notify(w);
+            backoff.wait();
+        }
+        self.pool.gate.leave(&self.shared.presence);
         self.notify(w);
-        let outcome = local.slab.get(idx).wait(self.pool.caller_spin(Some(w)));
+        let (outcome, parked) = local.slab.get(idx).wait(self.spin(Some(w)));
         local.free.push(idx);
+        drop(local);
+        self.after_wait(parked);
         Ok(outcome)
     }
 }
@@ -347,8 +326,8 @@ pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -
     outcome.and_then(|reply| R::from_reply(reply).ok_or(Error::UnexpectedResponse { id }))
 }
 
-/// A request pulled from the caller's iterator but not yet in a ring (its
-/// ring was full).
+/// A request taken from the caller's iterator, with its slot armed, not yet
+/// in its ring (the ring was full).
 struct Stalled<P: PoolItem> {
     worker: usize,
     env: Envelope<P>,
@@ -359,10 +338,44 @@ struct Stalled<P: PoolItem> {
 /// The responses to a batch, in request order; see
 /// [`ThreadPool::send_and_receive`](crate::ThreadPool::send_and_receive).
 ///
-/// Requests are sent as the iterator is driven, a window at a time, so a batch
-/// of any size streams through bounded rings and a bounded number of slots.
-/// Dropping the iterator early sends no further requests and waits for the
-/// ones already sent (their responses are dropped).
+/// Requests are taken from the request iterator and sent as this iterator is
+/// driven, up to a window of them ahead of the response being waited for,
+/// so a batch of any size streams through bounded rings and a bounded number
+/// of slots.
+///
+/// # What is sent
+///
+/// Exactly the requests taken from the request iterator; [`sent`](Self::sent)
+/// counts them. Nothing is sent before the first call to `next`, so a
+/// `Responses` that is never driven sends nothing (hence `#[must_use]`).
+///
+/// Dropping it early takes no further request from the iterator. Every
+/// request already taken is still delivered (one waiting for room in a full
+/// ring is pushed first), the drop waits until all of them are answered, and
+/// their responses are dropped. So a short-circuiting
+/// `collect::<Result<Vec<_>, _>>()` on a batch with side effects stops
+/// *sending* at the first error, after an unknown number of later requests
+/// were already applied. To send the whole batch whatever errors come back,
+/// use [`collect_all`](Self::collect_all), or collect into
+/// `Vec<Result<_, _>>`.
+///
+/// A panic in user code while the batch is being sent (the request
+/// iterator, `into_message`, `placement`) unwinds out of `next`; the drop
+/// then waits for the requests already sent, which were announced to the
+/// workers before that code ran.
+///
+/// `Responses` belongs to the thread that made it:
+///
+/// ```compile_fail
+/// use shardpool::samples::{Randoms, SumRequest};
+/// use shardpool::ThreadPool;
+///
+/// fn assert_send<T: Send>(_: &T) {}
+/// let pool = ThreadPool::<Randoms>::new(1).unwrap();
+/// let responses = pool.send_and_receive((0..3).map(SumRequest)).unwrap();
+/// assert_send(&responses);
+/// ```
+#[must_use = "requests are sent only as the responses are iterated; an iterator dropped unused sends nothing"]
 pub struct Responses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> {
     pool: &'a Shared<P>,
     handle: Rc<CallerHandle<P>>,
@@ -370,13 +383,14 @@ pub struct Responses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> {
     head: u32,
     tail: u32,
     in_flight: usize,
+    sent: usize,
     stalled: Option<Stalled<P>>,
     _marker: PhantomData<fn() -> R>,
 }
 
 impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, I> {
     pub(crate) fn new(pool: &'a Arc<Shared<P>>, requests: I) -> Result<Self, Error> {
-        if pool.closed.load(Ordering::Relaxed) {
+        if pool.gate.is_closed() {
             return Err(Error::Shutdown);
         }
         let handle = handle(pool)?;
@@ -387,11 +401,84 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             head: NIL,
             tail: NIL,
             in_flight: 0,
+            sent: 0,
             stalled: None,
             _marker: PhantomData,
         })
     }
 
+    /// How many requests have been sent to workers so far (taken from the
+    /// request iterator and pushed; requests answered on the spot, such as
+    /// one with a bad placement or one refused because the pool shut down,
+    /// are not counted).
+    ///
+    /// ```
+    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// let mut responses = pool.send_and_receive((0..10).map(|id| AddRequest::new(id, RandomsInit { count: 1 })))?;
+    /// assert_eq!(responses.sent(), 0); // nothing leaves before the first `next`
+    /// responses.next();
+    /// assert!(responses.sent() >= 1);
+    /// drop(responses); // what was sent is answered; the rest is never sent
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
+    /// Sends every request and waits for every response, then returns the
+    /// successful responses collected into `C`, or, if any request failed,
+    /// the first failure (with its index and the number of failures).
+    ///
+    /// Unlike `collect::<Result<C, _>>()`, it does not stop at the first
+    /// error: every request of the batch is sent, whatever comes back, which
+    /// is what a batch with side effects (adds, updates) usually wants.
+    ///
+    /// ```
+    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, Error, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// let init = || RandomsInit { count: 1 };
+    /// // Id 1 twice: the second add fails, and every other add is still made.
+    /// let ids = [0, 1, 1, 2, 3];
+    /// let err = pool
+    ///     .send_and_receive(ids.map(|id| AddRequest::new(id, init())))?
+    ///     .collect_all::<Vec<_>>()
+    ///     .unwrap_err();
+    /// assert_eq!((err.index, err.failed), (2, 1));
+    /// assert_eq!(err.error, Error::DuplicateId { id: 1 });
+    /// assert_eq!(pool.stats().items(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn collect_all<C: FromIterator<R::Response>>(mut self) -> Result<C, BatchError> {
+        let mut first: Option<(usize, Error)> = None;
+        let mut failed = 0;
+        let mut index = 0;
+        let mut record = |r: Result<R::Response, Error>| {
+            let i = index;
+            index += 1;
+            match r {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failed += 1;
+                    first.get_or_insert((i, e));
+                    None
+                }
+            }
+        };
+        let collected: C = self.by_ref().filter_map(&mut record).collect();
+        // `C` may stop early; the rest of the batch is sent all the same.
+        self.by_ref().for_each(|r| drop(record(r)));
+        match first {
+            None => Ok(collected),
+            Some((index, error)) => Err(BatchError { index, error, failed }),
+        }
+    }
+
+    /// Links slot `idx` (request for `id`) at the tail of the in-flight list.
     fn enqueue(&mut self, local: &mut Local<P>, idx: u32, id: u64) {
         local.links[idx as usize] = (NIL, id);
         if self.tail == NIL {
@@ -403,68 +490,80 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         self.in_flight += 1;
     }
 
+    /// Pushes one request inside the gate and announces it at once, or
+    /// answers it on the spot if the pool shut down. Returns `false` if its
+    /// ring is full: it is kept in `stalled`. Calls no user code while our
+    /// state is borrowed; a refused request is dropped after.
+    fn push(&mut self, s: Stalled<P>) -> bool {
+        let handle = self.handle.clone();
+        let mut local = handle.local.borrow_mut();
+        if let Err(e) = self.pool.gate.enter(&handle.shared.presence) {
+            let slot = local.slab.get(s.idx);
+            slot.disarm();
+            slot.fill_local(Err(e));
+            self.enqueue(&mut local, s.idx, s.id);
+            drop(local);
+            drop(s.env);
+            return true;
+        }
+        let Stalled { worker, env, idx, id } = s;
+        let pushed = local.producers[worker].push(env);
+        self.pool.gate.leave(&handle.shared.presence);
+        match pushed {
+            Ok(()) => {
+                self.enqueue(&mut local, idx, id);
+                self.sent += 1;
+                drop(local);
+                // Announced before control goes back to user code.
+                handle.notify(worker);
+                true
+            }
+            Err(env) => {
+                // Everything in that ring was announced when it was pushed.
+                self.stalled = Some(Stalled { worker, env, idx, id });
+                false
+            }
+        }
+    }
+
     /// Sends requests until the window is full, the requests run out or a
-    /// ring is full; then tells the workers.
+    /// ring is full.
     fn fill(&mut self) {
         // Refill only once half the window has drained, so requests leave in
-        // bursts and the doorbell rings once per burst, not per request.
+        // bursts rather than one per response.
         if self.in_flight > self.pool.config.window / 2 {
             return;
         }
-        let handle = self.handle.clone();
-        while self.in_flight < self.pool.config.window {
-            let stalled = match self.stalled.take() {
-                Some(s) => s,
-                None => {
-                    // User code (the iterator, `into_message`, `placement`)
-                    // runs outside any borrow of the caller's state.
-                    let Some(request) = self.requests.next() else { break };
-                    let msg = request.into_message();
-                    let id = msg.id();
-                    let route = self.pool.route::<P>(id);
-                    let mut local = handle.local.borrow_mut();
-                    let idx = local.alloc(&handle.shared);
-                    match route {
-                        Ok(worker) => {
-                            let env = Envelope { msg, slot: local.slab.arm(idx) };
-                            Stalled { worker, env, idx, id }
-                        }
-                        Err(e) => {
-                            local.slab.get(idx).fill_local(Err(e));
-                            self.enqueue(&mut local, idx, id);
-                            continue;
-                        }
-                    }
-                }
-            };
-            let mut local = handle.local.borrow_mut();
-            let Stalled { worker, env, idx, id } = stalled;
-            if let Err(e) = handle.enter() {
-                drop(env);
-                let slot = local.slab.get(idx);
-                slot.disarm();
-                slot.fill_local(Err(e));
-                self.enqueue(&mut local, idx, id);
-                continue;
-            }
-            let pushed = local.producers[worker].push(env);
-            handle.leave();
-            match pushed {
-                Ok(()) => {
-                    local.touched[worker] = true;
-                    self.enqueue(&mut local, idx, id);
-                }
-                Err(env) => {
-                    self.stalled = Some(Stalled { worker, env, idx, id });
-                    local.touched[worker] = true;
-                    break;
-                }
+        if let Some(s) = self.stalled.take() {
+            if !self.push(s) {
+                return;
             }
         }
-        let mut local = handle.local.borrow_mut();
-        for (w, t) in local.touched.iter_mut().enumerate() {
-            if std::mem::take(t) {
-                handle.notify(w);
+        while self.in_flight < self.pool.config.window {
+            // User code (the iterator, `into_message`, `placement`): every
+            // request pushed so far has been announced, and no state of ours
+            // is borrowed.
+            let Some(request) = self.requests.next() else { break };
+            let msg = request.into_message();
+            let id = msg.id();
+            let route = self.pool.route::<P>(id);
+            let handle = self.handle.clone();
+            let mut local = handle.local.borrow_mut();
+            let idx = local.alloc(&handle.shared);
+            match route {
+                Ok(worker) => {
+                    let env = Envelope { msg, slot: local.slab.arm(idx) };
+                    drop(local);
+                    if !self.push(Stalled { worker, env, idx, id }) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    local.slab.get(idx).fill_local(Err(e));
+                    self.enqueue(&mut local, idx, id);
+                    drop(local);
+                    drop(msg);
+                }
             }
         }
     }
@@ -487,18 +586,19 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
             return None;
         }
         let idx = self.head;
-        let (outcome, id) = {
+        let (outcome, id, parked) = {
             let mut local = self.handle.local.borrow_mut();
-            let spin = if local.slab.get(idx).is_ready() { Spin::NONE } else { self.pool.caller_spin(None) };
-            let outcome = local.slab.get(idx).wait(spin);
+            let spin = if local.slab.get(idx).is_ready() { Spin::NONE } else { self.handle.spin(None) };
+            let (outcome, parked) = local.slab.get(idx).wait(spin);
             let (next, id) = local.links[idx as usize];
             self.head = next;
             if next == NIL {
                 self.tail = NIL;
             }
             local.free.push(idx);
-            (outcome, id)
+            (outcome, id, parked)
         };
+        self.handle.after_wait(parked);
         self.in_flight -= 1;
         Some(decode::<P, R>(id, outcome))
     }
@@ -512,17 +612,23 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
 
 impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P, R, I> {
     fn drop(&mut self) {
-        if let Some(s) = self.stalled.take() {
-            drop(s.env);
-            if let Ok(mut local) = self.handle.local.try_borrow_mut() {
-                local.slab.get(s.idx).disarm();
-                local.free.push(s.idx);
+        // Our state is never borrowed while user code runs, so this only
+        // guards against a bug: leak the slots rather than panic in a drop.
+        if self.handle.local.try_borrow_mut().is_err() {
+            return;
+        }
+        // Every request taken from the iterator is delivered: a stalled one
+        // is pushed once its ring has room (the worker is draining it).
+        let mut backoff = Backoff::new();
+        while let Some(s) = self.stalled.take() {
+            if !self.push(s) {
+                backoff.wait();
             }
         }
         while self.head != NIL {
             let idx = self.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
-            let outcome = local.slab.get(idx).wait(self.pool.caller_spin(None));
+            let (outcome, _) = local.slab.get(idx).wait(self.handle.spin(None));
             self.head = local.links[idx as usize].0;
             local.free.push(idx);
             // The response may run user code when dropped: not under a borrow.

@@ -73,6 +73,26 @@ pub enum Error {
     },
     /// The calling thread is exiting and its thread-local state is gone.
     ThreadExiting,
+    /// [`shutdown_timeout`](crate::ThreadPool::shutdown_timeout) (or
+    /// `shutdown`, bounded by the builder's `shutdown_timeout`) gave up on
+    /// workers still busy in user code at the deadline. The pool is closed;
+    /// these workers were left running and stop on their own if that code
+    /// ever returns.
+    ShutdownTimedOut {
+        /// The workers that had not finished, by index.
+        stuck: Vec<usize>,
+    },
+    /// Shutdown could not pass its process-wide memory barrier
+    /// (`membarrier` kept failing, for example because a seccomp filter
+    /// installed after the pool was built refuses it). Without it, stopping
+    /// the workers could lose a request racing the shutdown, so they are left
+    /// running and serving; the pool is closed to new requests. Build pools
+    /// with [`membarrier(false)`](crate::ThreadPoolBuilder::membarrier), or
+    /// set `SHARDPOOL_NO_MEMBARRIER=1`, where `membarrier` is not allowed.
+    BarrierFailed {
+        /// The `errno` of the last failed call.
+        errno: i32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -102,11 +122,52 @@ impl fmt::Display for Error {
                 write!(f, "item {id} answered with a response of the wrong kind for its request")
             }
             Error::ThreadExiting => f.write_str("the calling thread is exiting"),
+            Error::ShutdownTimedOut { stuck } => {
+                write!(
+                    f,
+                    "shutdown timed out: workers {stuck:?} are still busy in user code and were left running"
+                )
+            }
+            Error::BarrierFailed { errno } => write!(
+                f,
+                "shutdown could not pass its memory barrier (membarrier failed with errno {errno}); \
+                 the workers were left running"
+            ),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// The first failure of a batch sent whole with
+/// [`Responses::collect_all`](crate::Responses::collect_all): every request
+/// was still sent and answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchError {
+    /// The position in the batch of the first request that failed.
+    pub index: usize,
+    /// Why it failed.
+    pub error: Error,
+    /// How many requests of the batch failed in all.
+    pub failed: usize,
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} request(s) of the batch failed; the first, at index {}: {}",
+            self.failed, self.index, self.error
+        )
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
 
 /// Why [`ThreadPoolBuilder::build`](crate::ThreadPoolBuilder::build) failed.
 /// Any worker already started has been stopped and joined.
@@ -134,6 +195,24 @@ pub enum BuildError {
         /// The panic's message.
         message: String,
     },
+    /// A setting is out of its allowed range.
+    OutOfRange {
+        /// The builder method that set it.
+        setting: &'static str,
+        /// The value asked for.
+        value: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
+    /// The worker thread's name could not be made: the
+    /// [`thread_name`](crate::ThreadPoolBuilder::thread_name) closure
+    /// panicked, or its name contains a NUL byte.
+    ThreadName {
+        /// The worker being named.
+        worker: usize,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -150,6 +229,12 @@ impl fmt::Display for BuildError {
             BuildError::Spawn(e) => write!(f, "could not spawn a worker thread: {e}"),
             BuildError::WorkerStart { worker, message } => {
                 write!(f, "worker {worker} panicked while starting: {message}")
+            }
+            BuildError::OutOfRange { setting, value, max } => {
+                write!(f, "{setting}({value}) is out of range: the most allowed is {max}")
+            }
+            BuildError::ThreadName { worker, message } => {
+                write!(f, "could not name worker {worker}: {message}")
             }
         }
     }
@@ -204,5 +289,21 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Turns a caught panic's payload into its message and drops the payload
+/// under `catch_unwind`: a payload's `Drop` is user code too. A panic from
+/// that drop is noted in the message, and its own payload is leaked rather
+/// than dropped (dropping it could panic again, without end).
+pub(crate) fn take_panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic_message(&*payload);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+        Ok(()) => message,
+        Err(second) => {
+            let note = panic_message(&*second);
+            std::mem::forget(second);
+            format!("{message} (and dropping the panic payload panicked: {note})")
+        }
     }
 }

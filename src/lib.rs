@@ -46,6 +46,7 @@ mod builder;
 mod caller;
 mod doorbell;
 mod error;
+mod gate;
 mod id_provider;
 mod item;
 #[cfg(shardpool_loom)]
@@ -65,7 +66,7 @@ mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
 pub use caller::Responses;
-pub use error::{BuildError, Error, NewItemError};
+pub use error::{BatchError, BuildError, Error, NewItemError};
 pub use id_provider::IdProvider;
 pub use item::{
     id_being_processed, AddRequest, AddResponse, Message, PoolItem, RemoveRequest, RemoveResponse, Reply,

@@ -47,14 +47,22 @@ impl<T: Send> Slots<T> {
 
     /// A reference to slot `index` carrying generation `gen`, whatever the
     /// slot's current state: a reply that arrives late or twice.
-    pub fn stale(&self, index: u32, gen: u32) -> ReplyTo<T> {
+    ///
+    /// # Safety
+    ///
+    /// The returned reference must not be published while another reference
+    /// of the same generation (from [`arm`](Self::arm) or another `stale`) is
+    /// being published on another thread: both would pass the generation
+    /// check and write the slot at once. A generation that the slot has
+    /// already moved past is always safe.
+    pub unsafe fn stale(&self, index: u32, gen: u32) -> ReplyTo<T> {
         ReplyTo { slot: self.slab.stale_ref(index, gen), _memory: self.memory.clone() }
     }
 
     /// Caller side of the handshake (`Slot::wait`): spins up to `spin`, then
     /// parks, and takes the reply.
     pub fn wait(&self, index: u32, spin: Duration) -> T {
-        self.slab.get(index).wait(crate::sync::Spin::alone(spin))
+        self.slab.get(index).wait(crate::sync::Spin::alone(spin)).0
     }
 }
 
@@ -77,7 +85,9 @@ impl<T: Send> ReplyTo<T> {
     /// parked; gives `value` back otherwise.
     pub fn publish(self, value: T, caller: &Thread) -> Result<(), T> {
         // SAFETY: `_memory` owns the slab chunk the slot lives in and is
-        // alive until `self` is dropped, after this call.
+        // alive until `self` is dropped, after this call; a reference from
+        // `arm` is the only one of its generation, and one from `stale`
+        // carries that promise from its caller.
         unsafe { self.slot.publish(value, caller) }
     }
 }

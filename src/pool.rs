@@ -4,16 +4,15 @@ use crate::builder::ThreadPoolBuilder;
 use crate::caller::{self, decode, LaneIds, Registration, Responses};
 use crate::doorbell::{Doorbell, CONTROL};
 use crate::error::{BuildError, Error};
+use crate::gate::Gate;
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
-use crate::sync::affinity;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::barrier;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::thread::JoinHandle;
-use crate::sync::{Arc, CachePadded, Mutex, Spin};
+use crate::sync::{Arc, CachePadded, Condvar, Mutex, Spin};
 use crate::trace::{event, span};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A panic caught in user code on a worker, as seen by the builder's
 /// [`panic_handler`](crate::ThreadPoolBuilder::panic_handler).
@@ -42,6 +41,48 @@ pub(crate) struct Config {
     pub(crate) caller_spin: Duration,
     pub(crate) worker_spin: Duration,
     pub(crate) panic_handler: Option<PanicHandler>,
+    /// Longest wait of `Drop` (and of `shutdown`) for the workers to stop.
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// Which workers have finished (run their exit handler, or failed to
+/// start), so that shutdown can wait for them with a deadline.
+pub(crate) struct Exits {
+    done: Mutex<Vec<bool>>,
+    cv: Condvar,
+}
+
+impl Exits {
+    fn new(workers: usize) -> Self {
+        Self { done: Mutex::new(vec![false; workers]), cv: Condvar::new() }
+    }
+
+    /// Worker `index` is about to end its thread.
+    pub(crate) fn mark(&self, index: usize) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())[index] = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until every worker has finished or `deadline` passes; returns
+    /// which workers have finished.
+    fn wait(&self, deadline: Option<Instant>) -> Vec<bool> {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !done.iter().all(|&d| d) {
+            #[cfg(not(shardpool_loom))]
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                done = self.cv.wait_timeout(done, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                continue;
+            }
+            #[cfg(shardpool_loom)]
+            let _ = deadline;
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        done.clone()
+    }
 }
 
 /// What a worker shares with callers.
@@ -57,18 +98,20 @@ pub(crate) struct WorkerShared<P: PoolItem> {
 /// What the pool's handle, its workers and its callers share.
 pub(crate) struct Shared<P: PoolItem> {
     pub(crate) id: u64,
-    /// Set once, by shutdown; see the gate in `caller.rs`.
-    pub(crate) closed: AtomicBool,
+    /// The shutdown gate (`src/gate/`).
+    pub(crate) gate: Gate,
     pub(crate) workers: Box<[WorkerShared<P>]>,
+    pub(crate) exits: Exits,
     pub(crate) lane_ids: Arc<LaneIds>,
     pub(crate) config: Config,
 }
 
 impl<P: PoolItem> Shared<P> {
-    pub(crate) fn new(workers: usize, config: Config) -> Self {
+    pub(crate) fn new(workers: usize, config: Config, gate: Gate) -> Self {
         Self {
             id: crate::sync::next_pool_id(),
-            closed: AtomicBool::new(false),
+            gate,
+            exits: Exits::new(workers),
             workers: (0..workers)
                 .map(|_| WorkerShared {
                     doorbell: Doorbell::new(),
@@ -106,13 +149,16 @@ impl<P: PoolItem> Shared<P> {
     // NB: in the perf harness (`cargo run --release -p perf`), one caller's
     // round trips against 2 workers on 2 cores went from 131 k/s (a plain
     // spin) to ~750 k/s (many-callers table).
+    ///
+    /// `cpu` is the caller's core as far as it knows (the caller looks it up
+    /// when it registers and after a wait whose spin ran out, not per call).
     #[inline]
-    pub(crate) fn caller_spin(&self, waiting_for: Option<usize>) -> Spin {
+    pub(crate) fn caller_spin(&self, waiting_for: Option<usize>, cpu: Option<usize>) -> Spin {
         let budget = self.config.caller_spin;
         if budget.is_zero() {
             return Spin::NONE;
         }
-        let Some(cpu) = affinity::current_cpu() else { return Spin::alone(budget) };
+        let Some(cpu) = cpu else { return Spin::alone(budget) };
         let on_cpu = |w: &WorkerShared<P>| w.core.load(Ordering::Relaxed) == cpu;
         let shared = match waiting_for {
             Some(w) => on_cpu(&self.workers[w]),
@@ -125,17 +171,15 @@ impl<P: PoolItem> Shared<P> {
         }
     }
 
-    /// Closes the pool and wakes every worker so it drains and exits.
-    pub(crate) fn close(&self) -> bool {
-        // The shutdown side of the gate in `caller.rs`: set `closed`, then the
-        // heavy barrier, then ring (the workers' loads follow it through the
-        // doorbell's Release/Acquire).
-        let was = self.closed.swap(true, Ordering::Relaxed);
-        barrier::heavy();
+    /// Closes the pool and wakes every worker so it drains and exits
+    /// (`src/gate/`: S1..S3, then S4 here). Returns whether this call closed
+    /// it; fails if the gate could not be sealed.
+    pub(crate) fn close(&self) -> Result<bool, Error> {
+        let first = self.gate.close()?;
         for w in self.workers.iter() {
             w.doorbell.ring(CONTROL);
         }
-        !was
+        Ok(first)
     }
 }
 
@@ -162,7 +206,8 @@ impl<P: PoolItem> Shared<P> {
 /// ```
 pub struct ThreadPool<P: PoolItem> {
     shared: Arc<Shared<P>>,
-    joins: Mutex<Vec<JoinHandle<()>>>,
+    /// By worker index; `None` once joined.
+    joins: Mutex<Vec<Option<JoinHandle<()>>>>,
 }
 
 impl<P: PoolItem> fmt::Debug for ThreadPool<P> {
@@ -193,7 +238,7 @@ impl<P: PoolItem> ThreadPool<P> {
     }
 
     pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>) -> Self {
-        Self { shared, joins: Mutex::new(joins) }
+        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()) }
     }
 
     /// How many worker threads the pool has.
@@ -259,6 +304,11 @@ impl<P: PoolItem> ThreadPool<P> {
     /// its worker, and the workers are joined. Idempotent; a second caller
     /// waits for the first to finish.
     ///
+    /// Waits at most the builder's
+    /// [`shutdown_timeout`](crate::ThreadPoolBuilder::shutdown_timeout)
+    /// (default 10 s); see [`shutdown_timeout`](Self::shutdown_timeout) for
+    /// what happens to workers still busy then.
+    ///
     /// Called from one of the pool's own workers (which cannot join itself)
     /// it closes the pool and returns [`Error::ShutdownFromWorker`]; the
     /// workers then stop on their own.
@@ -277,24 +327,65 @@ impl<P: PoolItem> ThreadPool<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self) -> Result<(), Error> {
-        if self.shared.close() {
+        self.shutdown_timeout(self.shared.config.shutdown_timeout)
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting at most `timeout` for the
+    /// workers to finish.
+    ///
+    /// A worker still busy when the deadline passes is one stuck in user
+    /// code (a handler, hook or `Drop` that blocks, or two items on
+    /// different workers calling each other). The pool is closed all the
+    /// same; the call returns [`Error::ShutdownTimedOut`] naming the stuck
+    /// workers and leaves them running: each finishes its shutdown on its
+    /// own if its user code ever returns. A later `shutdown` waits for them
+    /// again; dropping the pool detaches them.
+    ///
+    /// ```
+    /// use shardpool::samples::Randoms;
+    /// use shardpool::ThreadPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// pool.shutdown_timeout(Duration::from_secs(5))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        if self.shared.close()? {
             event!(debug, pool = self.shared.id, "pool shutting down");
         }
-        if (0..self.thread_count()).any(|w| caller::current_worker(self.shared.id) == Some(w)) {
+        if caller::current_worker(self.shared.id).is_some() {
             return Err(Error::ShutdownFromWorker);
         }
+        let deadline = Instant::now().checked_add(timeout);
         let mut joins = self.joins.lock().unwrap_or_else(|e| e.into_inner());
-        for j in joins.drain(..) {
-            // A worker cannot panic outside `catch_unwind` short of a bug;
-            // either way it is gone and there is nothing left to wait for.
-            let _ = j.join();
+        let done = self.shared.exits.wait(deadline);
+        let mut stuck = Vec::new();
+        for (index, (join, done)) in joins.iter_mut().zip(done).enumerate() {
+            if !done {
+                if join.is_some() {
+                    stuck.push(index);
+                }
+                continue;
+            }
+            if let Some(j) = join.take() {
+                // A worker has marked itself done: the thread is ending. It
+                // cannot have panicked outside `catch_unwind` short of a bug
+                // in this crate; either way there is nothing left to wait for.
+                let _ = j.join();
+            }
         }
-        Ok(())
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            event!(error, pool = self.shared.id, ?stuck, "shutdown timed out on workers stuck in user code");
+            Err(Error::ShutdownTimedOut { stuck })
+        }
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.
     pub fn is_shut_down(&self) -> bool {
-        self.shared.closed.load(Ordering::Relaxed)
+        self.shared.gate.is_closed()
     }
 
     /// A snapshot of the pool's statistics (cheap: a few relaxed loads per
@@ -346,10 +437,20 @@ impl<P: PoolItem> ThreadPool<P> {
     }
 }
 
+/// Dropping the pool shuts it down as [`ThreadPool::shutdown`] does, waiting
+/// at most the builder's
+/// [`shutdown_timeout`](crate::ThreadPoolBuilder::shutdown_timeout) (default
+/// 10 s) for the workers. Workers still stuck in user code then, or all of
+/// them when the pool is dropped on one of its own workers, are detached and
+/// stop on their own.
 impl<P: PoolItem> Drop for ThreadPool<P> {
     fn drop(&mut self) {
-        // On one of its own workers the pool cannot join; the workers are
-        // detached and stop on their own (see `shutdown`).
-        let _ = self.shutdown();
+        if let Err(Error::BarrierFailed { errno }) = self.shutdown() {
+            // Nothing to return it to; the workers stay up, serving.
+            eprintln!(
+                "shardpool: shutdown could not seal the pool (membarrier failed, errno {errno}); \
+                 its workers are left running"
+            );
+        }
     }
 }

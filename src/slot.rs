@@ -122,7 +122,14 @@ impl<T> Slot<T> {
     /// with `gen` (a stale request) is left alone and `value` is given back.
     ///
     /// After this returns `Ok`, the worker must not touch the slot again.
-    pub(crate) fn publish(&self, gen: u32, value: T, thread: &Thread) -> Result<(), T> {
+    ///
+    /// # Safety
+    ///
+    /// No other thread may publish into this slot with the same `gen` at the
+    /// same time: the reference carrying `gen` must be the only one made by
+    /// that arming (as `Slab::arm` makes it). Two publishers of one
+    /// generation would both pass the check and write the value at once.
+    pub(crate) unsafe fn publish(&self, gen: u32, value: T, thread: &Thread) -> Result<(), T> {
         // Acquire: pairs with the caller's Release when it last emptied the
         // slot (`take`), so our write below comes after its read.
         let cur = self.state.load(Ordering::Acquire);
@@ -131,8 +138,8 @@ impl<T> Slot<T> {
             return Err(value);
         }
         // SAFETY: the slot is armed with our generation, so the caller is not
-        // reading it and no other request owns it: we are its only user until
-        // the swap below.
+        // reading it, and by this fn's contract no other publisher holds that
+        // generation: we are its only user until the swap below.
         self.value.with_mut(|p| unsafe { (*p).write(value) });
         // Release: publishes the write above to the caller's Acquire in
         // `is_ready` / `wait`.
@@ -151,20 +158,20 @@ impl<T> Slot<T> {
     }
 
     /// Caller: waits for the reply (spinning as `spin` says, then parking) and
-    /// takes it, leaving the slot EMPTY with the next generation.
-    pub(crate) fn wait(&self, spin: Spin) -> T {
-        if !self.is_ready() {
-            self.wait_slow(spin);
-        }
-        self.take()
+    /// takes it, leaving the slot EMPTY with the next generation. Also says
+    /// whether the spin ran out.
+    pub(crate) fn wait(&self, spin: Spin) -> (T, bool) {
+        let parked = !self.is_ready() && self.wait_slow(spin);
+        (self.take(), parked)
     }
 
+    /// Returns whether the spin ran out before the reply came.
     #[cold]
-    fn wait_slow(&self, spin: Spin) {
+    fn wait_slow(&self, spin: Spin) -> bool {
         let mut spinner = Spinner::new(spin);
         while spinner.spin() {
             if self.is_ready() {
-                return;
+                return false;
             }
         }
         let cur = self.state.load(Ordering::Relaxed);
@@ -178,12 +185,13 @@ impl<T> Slot<T> {
             .is_err()
         {
             debug_assert!(self.is_ready());
-            return;
+            return true;
         }
         // Spurious wake-ups and stray tokens from earlier slots just loop.
         while !self.is_ready() {
             thread::park();
         }
+        true
     }
 
     /// Caller: takes a READY reply.
@@ -227,11 +235,16 @@ impl<T> SlotRef<T> {
     /// # Safety
     ///
     /// The slab the slot lives in must still be alive (the worker holds the
-    /// caller's shared state, which owns it).
+    /// caller's shared state, which owns it), and this must be the only
+    /// reference of its generation (one made by `Slab::arm`, not a
+    /// `stale_ref` racing it).
     pub(crate) unsafe fn publish(self, value: T, thread: &Thread) -> Result<(), T> {
         // SAFETY: the caller of this fn guarantees the slab is alive, and
         // `Slot` is `Sync`, so a shared reference from any thread is sound.
-        unsafe { self.slot.as_ref() }.publish(self.gen, value, thread)
+        let slot = unsafe { self.slot.as_ref() };
+        // SAFETY: the caller of this fn guarantees this is the only reference
+        // of its generation, which is `Slot::publish`'s contract.
+        unsafe { slot.publish(self.gen, value, thread) }
     }
 }
 
@@ -316,7 +329,9 @@ impl<T> Slab<T> {
     }
 
     /// A reference to `index` carrying an explicit generation (for models of
-    /// the stale-reply path).
+    /// the stale-reply path). Publishing it is sound only while no other
+    /// reference of the same generation is published at the same time (see
+    /// [`SlotRef::publish`]).
     #[cfg(any(test, shardpool_loom))]
     pub(crate) fn stale_ref(&self, index: u32, gen: u32) -> SlotRef<T> {
         SlotRef { slot: NonNull::from(self.get(index)), gen }
@@ -340,7 +355,7 @@ mod tests {
         let first = slab.arm(0);
         // SAFETY: `memory` outlives every slot reference in this test.
         assert!(unsafe { first.publish("one".to_owned(), &me) }.is_ok());
-        assert_eq!(slab.get(0).wait(Spin::NONE), "one");
+        assert_eq!(slab.get(0).wait(Spin::NONE).0, "one");
 
         // Second use: a late reply carrying the first generation is refused
         // and the slot stays armed for the second request.
@@ -351,7 +366,7 @@ mod tests {
         assert!(!slab.get(0).is_ready());
         // SAFETY: `memory` outlives every slot reference in this test.
         assert!(unsafe { second.publish("two".to_owned(), &me) }.is_ok());
-        assert_eq!(slab.get(0).wait(Spin::NONE), "two");
+        assert_eq!(slab.get(0).wait(Spin::NONE).0, "two");
     }
 
     #[test]
@@ -368,7 +383,7 @@ mod tests {
         assert!(unsafe { r.publish(2, &me) }.is_ok());
         // SAFETY: `memory` outlives every slot reference in this test.
         assert_eq!(unsafe { again.publish(3, &me) }, Err(3), "already answered");
-        assert_eq!(slab.get(3).wait(Spin::NONE), 2);
+        assert_eq!(slab.get(3).wait(Spin::NONE).0, 2);
     }
 
     #[test]
@@ -386,7 +401,7 @@ mod tests {
             unsafe { r.publish(99, &me) }.is_ok()
         });
         // No spin: straight to parking.
-        assert_eq!(slab.get(1).wait(Spin::NONE), 99);
+        assert_eq!(slab.get(1).wait(Spin::NONE), (99, true));
         assert!(worker.join().unwrap());
     }
 }

@@ -1,6 +1,6 @@
 //! Cheap per-pool statistics, kept by the workers with plain stores.
 
-use crate::sync::atomic::{bump, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters one worker keeps (single writer: the worker).
 #[derive(Default)]
@@ -13,11 +13,6 @@ pub(crate) struct WorkerCounters {
 }
 
 impl WorkerCounters {
-    pub(crate) fn add_batch(&self, requests: u64) {
-        bump(&self.requests, requests);
-        bump(&self.batches, 1);
-    }
-
     pub(crate) fn set(counter: &AtomicU64, value: u64) {
         counter.store(value, Ordering::Relaxed);
     }
@@ -25,6 +20,17 @@ impl WorkerCounters {
 
 /// A snapshot of a pool's statistics; see
 /// [`ThreadPool::stats`](crate::ThreadPool::stats).
+///
+/// # What a snapshot is guaranteed to include
+///
+/// The counters are read one by one with no lock, so a snapshot taken while
+/// the pool is busy mixes moments. Two of them are exact with respect to
+/// replies: a worker updates `items` and `requests` *before* it publishes a
+/// reply, so once a thread has received a response, every snapshot it takes
+/// afterwards counts that request (in `requests`) and its effect on the item
+/// count (an add or remove, or an item dropped after a panic). The others
+/// (`batches`, `parks`, `wakeups`, `parked`, `callers`) are approximate:
+/// they may lag what has happened by a moment.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PoolStats {
@@ -58,9 +64,10 @@ impl PoolStats {
 pub struct WorkerStats {
     /// The worker's index.
     pub index: usize,
-    /// Items alive on the worker.
+    /// Items alive on the worker (exact as of every reply received).
     pub items: u64,
-    /// Requests processed (adds, removes and calls).
+    /// Requests processed (adds, removes and calls; exact as of every reply
+    /// received).
     pub requests: u64,
     /// Batches drained (one per non-empty ring visit).
     pub batches: u64,

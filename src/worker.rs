@@ -4,7 +4,8 @@
 //! # The loop
 //!
 //! 1. Take the doorbell's bits (plus lanes left over from the last pass).
-//! 2. CONTROL: accept new callers; if the pool is closed, go to shutdown.
+//! 2. CONTROL: accept new callers; if shutdown has sealed the gate (not
+//!    merely closed it: see `src/gate/README.md`), go to shutdown.
 //!    A new lane is served in the same pass (a request may have been
 //!    pushed before the lane was adopted; its caller rang the lane's bit
 //!    too, so this only saves a round of the loop).
@@ -19,50 +20,31 @@
 //! caller whose `fetch_or` came before our `swap` had its push acquired by
 //! it, so the drain sees it.
 //!
-//! Every piece of user code (constructor, hooks, `process_message`, drop)
-//! runs under `catch_unwind`: a panic costs the request and the item, never
-//! the worker.
+//! Every piece of user code (constructor, hooks, `process_message`) and the
+//! drop of every user value the worker holds (items, requests, init data,
+//! responses, panic payloads, the thread state) runs under `catch_unwind`:
+//! a panic costs at most the request and the item, never the worker, and
+//! each one reaches the panic handler.
 
 use crate::caller::{CallerShared, Envelope, Outcome, Registration};
 use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
-use crate::error::{panic_message, Error};
+use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
-use crate::pool::{PanicReport, Shared};
+use crate::pool::{PanicHandler, PanicReport, Shared};
 use crate::stats::WorkerCounters;
-use crate::sync::atomic::Ordering;
-use crate::sync::barrier;
+use crate::sync::atomic::{bump, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::{event, span};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// A fast hasher for `u64` ids (a multiply and a fold, good in the high and
-/// the low bits, which hashbrown uses for tags and buckets).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0 ^ u64::from(b));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = x ^ (x >> 29);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Items<P> = HashMap<u64, P, BuildHasherDefault<IdHasher>>;
+/// The item table. Ids may come from outside the process (a network peer
+/// naming a session), so the hasher is seeded: foldhash's `RandomState`
+/// draws a fresh seed per table, so colliding ids cannot be precomputed.
+/// foldhash was picked by measurement against rustc-hash's `FxHasher`
+/// (`cargo bench --bench item_table`): see the bench's header.
+type Items<P> = HashMap<u64, P, foldhash::fast::RandomState>;
 
 /// One caller's ring, as its worker sees it.
 struct Lane<P: PoolItem> {
@@ -75,7 +57,7 @@ struct Core<P: PoolItem> {
     index: usize,
     items: Items<P>,
     state: P::ThreadState,
-    panic_handler: Option<crate::pool::PanicHandler>,
+    panic_handler: Option<PanicHandler>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -111,9 +93,10 @@ impl<P: PoolItem> Worker<P> {
                 self.pool.workers[self.core.index].doorbell.take() | std::mem::take(&mut self.carry);
             if bits & CONTROL != 0 {
                 self.accept();
-                // Relaxed: `take` acquired shutdown's ring, which follows its
-                // store of `closed`.
-                if self.pool.closed.load(Ordering::Relaxed) {
+                // Only the seal, which shutdown gives after its heavy barrier,
+                // starts our shutdown: `closed` alone does not (a caller's
+                // registration rings CONTROL too). See `src/gate/README.md`.
+                if self.pool.gate.is_sealed() {
                     break;
                 }
                 // Serve the new lanes now rather than after a sleep.
@@ -132,9 +115,11 @@ impl<P: PoolItem> Worker<P> {
                     self.carry |= 1 << b;
                 }
             }
-            WorkerCounters::set(&self.counters().items, self.core.items.len() as u64);
         }
         self.shutdown();
+        // Last, the thread state (its drop is user code too).
+        let Worker { core: Core { index, state, panic_handler, .. }, .. } = self;
+        drop_user(&panic_handler, index, state, None, "dropping the thread state");
     }
 
     /// Adopts the rings of newly registered callers.
@@ -156,24 +141,28 @@ impl<P: PoolItem> Worker<P> {
     /// Returns whether some lane still has work.
     fn serve_bucket(&mut self, b: usize, max: usize) -> bool {
         let w = self.core.index;
+        let counters = &self.pool.workers[w].counters;
         let mut more = false;
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
             let caller = &lane.caller;
             let core = &mut self.core;
-            let n = lane.consumer.drain(max, |env| core.process(env, caller));
+            let n = lane.consumer.drain(max, |env| core.process(env, caller, counters));
             if n > 0 {
-                self.pool.workers[w].counters.add_batch(n as u64);
+                bump(&counters.batches, 1);
             }
             if !lane.consumer.is_empty() {
                 more = true;
             } else if lane.caller.retired.load(Ordering::Acquire) && lane.consumer.is_empty() {
                 // Acquire: pairs with the Release store of `retired`; every
                 // push the caller made is visible, and the ring is empty.
-                self.buckets[b].swap_remove(i);
+                let gone = self.buckets[b].swap_remove(i);
                 self.lanes -= 1;
-                WorkerCounters::set(&self.counters().callers, self.lanes as u64);
+                WorkerCounters::set(&counters.callers, self.lanes as u64);
+                // Possibly the last owner of the caller's slots, which may
+                // hold responses nobody took: user values.
+                self.core.drop_user(gone, None, "dropping a retired caller's slots");
                 continue;
             }
             i += 1;
@@ -198,43 +187,40 @@ impl<P: PoolItem> Worker<P> {
         }
     }
 
-    /// The pool is closed: answer everything already sent, wait for callers
-    /// still inside their gate, then shut the items down.
+    /// The gate is sealed: answer everything already sent, wait for callers
+    /// still inside their gate, then shut the items and the thread state
+    /// down.
     fn shutdown(&mut self) {
         event!(debug, worker = self.core.index, items = self.core.items.len(), "worker shutting down");
         let mut backoff = Backoff::new();
         loop {
+            // W1..W4 of `src/gate/README.md`.
             self.accept();
             self.drain_all();
-            // The workers' side of the shutdown gate (see caller.rs): a light
-            // barrier, then Acquire loads (pairing with the callers' Release
-            // in `leave`, so a caller seen outside its gate has its push
-            // visible).
-            barrier::light();
-            let busy = self.buckets.iter().flatten().any(|l| l.caller.active.load(Ordering::Acquire));
-            if !busy {
-                // Every gated push is complete and visible (the caller's
-                // Release store of `active`): answer what is left.
+            let quiet = self.pool.gate.quiesced(self.buckets.iter().flatten().map(|l| &l.caller.presence));
+            if quiet {
+                // Every gated push is complete and visible: answer what is left.
                 self.drain_all();
                 break;
             }
             backoff.wait();
         }
         let core = &mut self.core;
-        for (id, mut item) in core.items.drain() {
+        for (id, mut item) in std::mem::take(&mut core.items) {
             let state = &mut core.state;
-            let result = catch_unwind(AssertUnwindSafe(|| {
+            let hook = catch_unwind(AssertUnwindSafe(|| {
                 let _p = Processing::enter(id);
                 item.on_shutdown(state);
-                drop(item);
             }));
-            if let Err(payload) = result {
-                let message = panic_message(&*payload);
-                report(&core.panic_handler, core.index, Some(id), message);
+            if let Err(payload) = hook {
+                report(&core.panic_handler, core.index, Some(id), take_panic_message(payload));
             }
+            let _p = Processing::enter(id);
+            core.drop_user(item, Some(id), "dropping the item at shutdown");
         }
         WorkerCounters::set(&self.counters().items, 0);
-        self.buckets.clear();
+        let lanes = std::mem::take(&mut self.buckets);
+        self.core.drop_user(lanes, None, "dropping the callers' slots at shutdown");
         self.lanes = 0;
         WorkerCounters::set(&self.counters().callers, 0);
     }
@@ -248,23 +234,28 @@ impl<P: PoolItem> Worker<P> {
 
 impl<P: PoolItem> Core<P> {
     /// Handles one request and publishes its outcome into the caller's slot.
-    fn process(&mut self, env: Envelope<P>, caller: &CallerShared<P>) {
+    /// The statistics a caller may read once it has the reply are updated
+    /// before the reply is published.
+    fn process(&mut self, env: Envelope<P>, caller: &CallerShared<P>, counters: &WorkerCounters) {
         let Envelope { msg, slot } = env;
-        let outcome = self.handle(msg);
+        let outcome = self.handle(msg, counters);
+        bump(&counters.requests, 1);
         // SAFETY: the slot's memory is owned by `caller`, which we hold an
-        // `Arc` to for the whole call.
+        // `Arc` to for the whole call, and `slot` is the reference its arming
+        // made (requests carry the only one).
         if let Err(stale) = unsafe { slot.publish(outcome, &caller.thread) } {
             // A reply for an old use of the slot: nobody may read it.
-            drop(stale);
+            self.drop_user(stale, None, "dropping a stale reply");
         }
     }
 
-    fn handle(&mut self, msg: Message<P>) -> Outcome<P> {
+    fn handle(&mut self, msg: Message<P>, counters: &WorkerCounters) -> Outcome<P> {
         span!(TRACE, "process", worker = self.index, id = msg.id());
         match msg {
             Message::Call { id, request } => {
                 let Some(item) = self.items.get_mut(&id) else {
                     event!(debug, worker = self.index, id, "request for an unknown id");
+                    self.drop_user(request, Some(id), "dropping a request for an unknown id");
                     return Err(Error::UnknownId { id });
                 };
                 let state = &mut self.state;
@@ -277,12 +268,13 @@ impl<P: PoolItem> Core<P> {
                 }));
                 match result {
                     Ok(response) => Ok(Reply::Response(response)),
-                    Err(payload) => Err(self.item_panicked(id, payload)),
+                    Err(payload) => Err(self.item_panicked(id, payload, counters)),
                 }
             }
             Message::Add { id, init } => {
                 if self.items.contains_key(&id) {
                     event!(debug, worker = self.index, id, "add refused: duplicate id");
+                    self.drop_user(init, Some(id), "dropping the init data of a duplicate add");
                     return Err(Error::DuplicateId { id });
                 }
                 let result = catch_unwind(AssertUnwindSafe(|| {
@@ -292,6 +284,7 @@ impl<P: PoolItem> Core<P> {
                 match result {
                     Ok(Ok(item)) => {
                         self.items.insert(id, item);
+                        WorkerCounters::set(&counters.items, self.items.len() as u64);
                         event!(debug, worker = self.index, id, "item added");
                         Ok(Reply::Added { id })
                     }
@@ -299,12 +292,13 @@ impl<P: PoolItem> Core<P> {
                         event!(warn, worker = self.index, id, error = %e, "item constructor failed");
                         Err(Error::InitFailed { id, message: e.0 })
                     }
-                    Err(payload) => Err(self.item_panicked(id, payload)),
+                    Err(payload) => Err(self.item_panicked(id, payload, counters)),
                 }
             }
             Message::Remove { id } => match self.items.remove(&id) {
                 None => Ok(Reply::Removed { id, existed: false }),
                 Some(item) => {
+                    WorkerCounters::set(&counters.items, self.items.len() as u64);
                     let result = catch_unwind(AssertUnwindSafe(|| {
                         let _p = Processing::enter(id);
                         drop(item);
@@ -312,7 +306,7 @@ impl<P: PoolItem> Core<P> {
                     event!(debug, worker = self.index, id, "item removed");
                     match result {
                         Ok(()) => Ok(Reply::Removed { id, existed: true }),
-                        Err(payload) => Err(self.item_panicked(id, payload)),
+                        Err(payload) => Err(self.item_panicked(id, payload, counters)),
                     }
                 }
             },
@@ -320,25 +314,48 @@ impl<P: PoolItem> Core<P> {
     }
 
     /// An item panicked: drop it (its state may be torn), tell the panic
-    /// handler, and build the caller's error.
+    /// handler, and build the caller's error. A panic from the item's drop
+    /// is reported too.
     #[cold]
-    fn item_panicked(&mut self, id: u64, payload: Box<dyn std::any::Any + Send>) -> Error {
-        let message = panic_message(&*payload);
-        drop(payload);
+    fn item_panicked(
+        &mut self,
+        id: u64,
+        payload: Box<dyn std::any::Any + Send>,
+        counters: &WorkerCounters,
+    ) -> Error {
+        let message = take_panic_message(payload);
         event!(error, worker = self.index, id, panic = %message, "item panicked and was removed");
-        if let Some(item) = self.items.remove(&id) {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(item)));
-        }
         report(&self.panic_handler, self.index, Some(id), message.clone());
+        if let Some(item) = self.items.remove(&id) {
+            WorkerCounters::set(&counters.items, self.items.len() as u64);
+            let _p = Processing::enter(id);
+            self.drop_user(item, Some(id), "dropping the item after it panicked");
+        }
         Error::Panicked { id, message }
+    }
+
+    fn drop_user<T>(&self, value: T, id: Option<u64>, what: &str) {
+        drop_user(&self.panic_handler, self.index, value, id, what);
     }
 }
 
-/// Hands a caught panic to the pool's panic handler, if any; a panic in the
-/// handler itself is swallowed.
-fn report(handler: &Option<crate::pool::PanicHandler>, worker: usize, id: Option<u64>, message: String) {
+/// Drops a user value under `catch_unwind`; a panic from its `Drop` reaches
+/// the panic handler as "`what`: message".
+fn drop_user<T>(handler: &Option<PanicHandler>, worker: usize, value: T, id: Option<u64>, what: &str) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        let message = format!("{what}: {}", take_panic_message(payload));
+        event!(error, worker, ?id, panic = %message, "a user value's drop panicked");
+        report(handler, worker, id, message);
+    }
+}
+
+/// Hands a caught panic to the pool's panic handler, if any. A panic in the
+/// handler itself is swallowed (its payload dropped under `catch_unwind`).
+pub(crate) fn report(handler: &Option<PanicHandler>, worker: usize, id: Option<u64>, message: String) {
     if let Some(h) = handler {
         let report = PanicReport { worker, id, message };
-        let _ = catch_unwind(AssertUnwindSafe(|| h(report)));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(report))) {
+            drop(take_panic_message(payload));
+        }
     }
 }

@@ -1,101 +1,145 @@
-//! Asymmetric fences for the shutdown gate (`caller.rs`).
+//! The two barriers of the shutdown gate (`src/gate/`): a cheap one that
+//! callers pass on every request and workers pass while quiescing, and an
+//! expensive one that shutdown passes once. Why they pair is argued in
+//! `src/gate/README.md`; this file only says what each one is.
 //!
-//! The gate is a store/load (Dekker) pattern: callers store `active` and
-//! load `closed` on every request, shutdown stores `closed` once. Textbook
-//! SeqCst fences on both sides cost every request a full fence, which on x86
-//! waits for the caller's store buffer to drain, including the cache misses
-//! of the request it has just written. So the sides are asymmetric:
+//! Each pool picks its form at build time ([`Barrier::new`]):
 //!
-//! - [`light`], on every request (and in the workers' shutdown loop), is only
-//!   a compiler fence once the process is registered for `membarrier`;
-//! - [`heavy`], once per shutdown, is `membarrier(PRIVATE_EXPEDITED)`, which
-//!   makes every running thread of the process execute a full memory barrier
-//!   (a thread that is not running passes through one when it is switched
-//!   in) before the call returns.
+//! - **membarrier** (Linux, unless opted out): [`Barrier::light`] is a
+//!   compiler fence and [`Barrier::heavy`] is
+//!   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
+//!   thread of the process execute a full memory barrier before the call
+//!   returns (a thread not running passes one when it is switched in).
+//! - **fences** (other systems, a kernel without the command, or opted out):
+//!   both are SeqCst fences.
+//! - **loom**: both are loom's SeqCst fence, which loom models exactly, and
+//!   `heavy` also yields, so that a model can run other threads in the middle
+//!   of a shutdown.
 //!
-//! Either a caller's `active` store was made visible by that barrier (and
-//! the workers, which shutdown rings after `heavy`, see it), or the caller's
-//! instructions after its compiler fence run after the barrier, and its load
-//! of `closed` sees the store that preceded `heavy`. Where `membarrier` is
-//! unavailable (another OS, an old kernel, a seccomp filter) both sides are
-//! SeqCst fences, and under loom both are loom's SeqCst fence, which is what
-//! the models check.
+//! Once a pool's callers rely on compiler fences, `heavy` must never become a
+//! local fence: a failed `membarrier` is retried, and if it keeps failing
+//! `heavy` reports the error instead of pretending ([`BarrierFailed`]).
 
 #[cfg(not(shardpool_loom))]
-use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};
+use std::sync::atomic::{compiler_fence, fence, Ordering};
 
-#[cfg(not(shardpool_loom))]
-const UNKNOWN: u8 = 0;
-#[cfg(not(shardpool_loom))]
-const MEMBARRIER: u8 = 1;
-#[cfg(not(shardpool_loom))]
-const FENCES: u8 = 2;
+/// The environment variable that keeps every pool of the process off
+/// `membarrier` when set to anything but `0` or the empty string (for
+/// sandboxes whose seccomp policy kills a process that calls it).
+pub(crate) const NO_MEMBARRIER_ENV: &str = "SHARDPOOL_NO_MEMBARRIER";
 
-/// Which kind of barrier this process uses. Set once (UNKNOWN -> MEMBARRIER
-/// or FENCES) by `init`, before any pool is handed out; a pool's callers and
-/// its shutdown all happen after its `build`, so they agree on the mode.
-#[cfg(not(shardpool_loom))]
-#[allow(clippy::disallowed_types)] // a process-wide mode flag, not a protocol loom checks
-static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+/// `membarrier` kept failing after the process registered for it; the errno
+/// of the last try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BarrierFailed(pub(crate) i32);
 
-/// Registers the process for expedited `membarrier`, once. Called by
-/// `ThreadPoolBuilder::build` before any worker starts.
-pub(crate) fn init() {
+/// One pool's pair of barriers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Barrier {
     #[cfg(not(shardpool_loom))]
-    if MODE.load(Ordering::Relaxed) == UNKNOWN {
-        MODE.store(if imp::register() { MEMBARRIER } else { FENCES }, Ordering::Relaxed);
-    }
+    membarrier: bool,
 }
 
-/// The cheap side of the gate.
-#[inline(always)]
-pub(crate) fn light() {
-    #[cfg(not(shardpool_loom))]
-    if MODE.load(Ordering::Relaxed) == MEMBARRIER {
-        compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
+impl Barrier {
+    /// The membarrier form if `allowed` (and the environment does not opt
+    /// out) and the process can register for it; the fence form otherwise.
+    pub(crate) fn new(allowed: bool) -> Self {
+        #[cfg(not(shardpool_loom))]
+        {
+            let opted_out = std::env::var_os(NO_MEMBARRIER_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+            Self { membarrier: allowed && !opted_out && imp::registered() }
+        }
+        #[cfg(shardpool_loom)]
+        {
+            let _ = allowed;
+            Self {}
+        }
     }
-    #[cfg(shardpool_loom)]
-    loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
-}
 
-/// The expensive side of the gate (once per shutdown).
-pub(crate) fn heavy() {
-    #[cfg(not(shardpool_loom))]
-    if MODE.load(Ordering::Relaxed) != MEMBARRIER || !imp::membarrier() {
-        fence(Ordering::SeqCst);
+    /// The cheap side: a compiler fence in the membarrier form, a SeqCst
+    /// fence otherwise.
+    #[inline(always)]
+    pub(crate) fn light(&self) {
+        #[cfg(not(shardpool_loom))]
+        if self.membarrier {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        #[cfg(shardpool_loom)]
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
     }
-    #[cfg(shardpool_loom)]
-    loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+
+    /// The expensive side: a barrier on every thread of the process in the
+    /// membarrier form, a SeqCst fence otherwise. Fails only in the
+    /// membarrier form, when the kernel refuses the call even after retries;
+    /// the caller must then not rely on the barrier having happened.
+    #[cold]
+    pub(crate) fn heavy(&self) -> Result<(), BarrierFailed> {
+        #[cfg(not(shardpool_loom))]
+        {
+            if !self.membarrier {
+                fence(Ordering::SeqCst);
+                return Ok(());
+            }
+            let mut last = 0;
+            for _ in 0..8 {
+                match imp::membarrier() {
+                    Ok(()) => return Ok(()),
+                    Err(errno) => last = errno,
+                }
+                std::thread::yield_now();
+            }
+            Err(BarrierFailed(last))
+        }
+        #[cfg(shardpool_loom)]
+        {
+            loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+            loom::thread::yield_now();
+            Ok(())
+        }
+    }
 }
 
 #[cfg(all(not(shardpool_loom), target_os = "linux"))]
 mod imp {
+    use std::sync::OnceLock;
+
     /// `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (linux/membarrier.h).
     const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
     /// `MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED` (linux/membarrier.h).
     const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
-    pub(super) fn register() -> bool {
+    /// Registers the process for expedited `membarrier` on first use;
+    /// whether it is registered. Registration cannot be undone, and is only
+    /// attempted by a pool that may use it.
+    pub(super) fn registered() -> bool {
+        static REGISTERED: OnceLock<bool> = OnceLock::new();
         // SAFETY: membarrier takes two integers and touches no memory of ours.
-        unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0 as libc::c_long) == 0 }
+        *REGISTERED.get_or_init(|| unsafe {
+            libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0 as libc::c_long) == 0
+        })
     }
 
-    /// Returns `false` if the call failed (the caller then fences instead).
-    pub(super) fn membarrier() -> bool {
-        // SAFETY: as in `register`.
-        unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0 as libc::c_long) == 0 }
+    /// One expedited barrier, or the errno it failed with.
+    pub(super) fn membarrier() -> Result<(), i32> {
+        // SAFETY: as in `registered`.
+        let r = unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0 as libc::c_long) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        }
     }
 }
 
 #[cfg(all(not(shardpool_loom), not(target_os = "linux")))]
 mod imp {
-    pub(super) fn register() -> bool {
+    pub(super) fn registered() -> bool {
         false
     }
 
-    pub(super) fn membarrier() -> bool {
-        false
+    pub(super) fn membarrier() -> Result<(), i32> {
+        Err(0)
     }
 }
