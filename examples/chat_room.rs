@@ -13,7 +13,7 @@ const USERS: [&str; 3] = ["ann", "bob", "cat"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Arc::new(ThreadPool::<ChatRoom>::new(2)?);
-    pool.send_and_receive((0..ROOMS).map(ChatRoomInit))?.collect::<Result<Vec<_>, _>>()?;
+    pool.send_and_receive((0..ROOMS).map(ChatRoomInit))?.collect_all::<Vec<_>>()?;
     println!("opened {ROOMS} rooms on {} workers", pool.thread_count());
 
     // Each user posts twice to every room, all users at once. A room sees
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for n in 1..=2 {
                     let posts =
                         (0..ROOMS).map(|room| PostRequest(room, user.to_owned(), format!("post {n}")));
-                    pool.send_and_receive(posts)?.collect::<Result<Vec<_>, _>>()?;
+                    pool.send_and_receive(posts)?.collect_all::<Vec<_>>()?;
                 }
                 Ok(())
             })

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         AddRequest::new(id, init)
     });
-    batches.send_and_receive(adds)?.collect::<Result<Vec<_>, _>>()?;
+    batches.send_and_receive(adds)?.collect_all::<Vec<_>>()?;
     println!("created {BATCHES} batches of {CHILDREN} children each; next free child id: {}", ids.peek());
 
     // Each batch asks its children for their sums, from its own worker.

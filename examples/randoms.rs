@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Create the items: each is built on the worker that owns its id.
     let added = pool
         .send_and_receive((0..ITEMS).map(|id| AddRequest::new(id, RandomsInit { count: NUMBERS })))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect_all::<Vec<_>>()?;
     println!("added {} items with {NUMBERS} numbers each", added.len());
 
     // One request to every item, responses in request order.

@@ -10,7 +10,7 @@ use shardpool::ThreadPool;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = ThreadPool::<UserSession>::new(2)?;
-    pool.send_and_receive([1, 2].map(UserSessionInit))?.collect::<Result<Vec<_>, _>>()?;
+    pool.send_and_receive([1, 2].map(UserSessionInit))?.collect_all::<Vec<_>>()?;
     println!("started sessions 1 and 2");
 
     // Requests to one session are handled in the order they were sent.

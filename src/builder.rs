@@ -201,7 +201,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     ///
     /// let pool = ThreadPool::<Randoms>::builder().workers(1).membarrier(false).build()?;
     /// pool.shutdown()?;
-    /// # Ok::<(), shardpool::BuildError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn membarrier(mut self, allowed: bool) -> Self {
         self.membarrier = allowed;

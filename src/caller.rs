@@ -364,6 +364,20 @@ struct Stalled<P: PoolItem> {
 /// then waits for the requests already sent, which were announced to the
 /// workers before that code ran.
 ///
+/// Forgetting to drive it is a warning (an error here, under
+/// `deny(unused_must_use)`):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool::{AddRequest, ThreadPool};
+///
+/// fn add_all(pool: &ThreadPool<Randoms>) -> Result<(), shardpool::Error> {
+///     pool.send_and_receive((0..10).map(|id| AddRequest::new(id, RandomsInit { count: 1 })))?;
+///     Ok(())
+/// }
+/// ```
+///
 /// `Responses` belongs to the thread that made it:
 ///
 /// ```compile_fail
@@ -407,10 +421,11 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         })
     }
 
-    /// How many requests have been sent to workers so far (taken from the
-    /// request iterator and pushed; requests answered on the spot, such as
-    /// one with a bad placement or one refused because the pool shut down,
-    /// are not counted).
+    /// How many requests have been sent to workers so far: taken from the
+    /// request iterator and pushed, or bound to be (one waiting for room in
+    /// a full ring is pushed before this `Responses` is dropped). Requests
+    /// answered on the spot, such as one with a bad placement or one refused
+    /// because the pool shut down, are not counted.
     ///
     /// ```
     /// use shardpool::samples::{Randoms, RandomsInit};
@@ -502,6 +517,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             slot.disarm();
             slot.fill_local(Err(e));
             self.enqueue(&mut local, s.idx, s.id);
+            // Counted as sent when it was taken: it was not.
+            self.sent -= 1;
             drop(local);
             drop(s.env);
             return true;
@@ -512,7 +529,6 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         match pushed {
             Ok(()) => {
                 self.enqueue(&mut local, idx, id);
-                self.sent += 1;
                 drop(local);
                 // Announced before control goes back to user code.
                 handle.notify(worker);
@@ -554,6 +570,9 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 Ok(worker) => {
                     let env = Envelope { msg, slot: local.slab.arm(idx) };
                     drop(local);
+                    // Sent from here on: pushed now, or, if its ring is full,
+                    // later (even if this `Responses` is dropped first).
+                    self.sent += 1;
                     if !self.push(Stalled { worker, env, idx, id }) {
                         break;
                     }

@@ -25,7 +25,7 @@
 //! let pool = ThreadPool::<Randoms>::new(2)?;
 //! // Create 100 items, spread over the workers by id.
 //! pool.send_and_receive((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 100 })))?
-//!     .collect::<Result<Vec<_>, _>>()?;
+//!     .collect_all::<Vec<_>>()?;
 //! // One request to each, answered in request order.
 //! let sums: Vec<_> = pool.send_and_receive((0..100).map(SumRequest))?.collect::<Result<_, _>>()?;
 //! assert_eq!(sums[42].id, 42);

@@ -198,7 +198,7 @@ impl<P: PoolItem> Shared<P> {
 ///
 /// let pool = ThreadPool::<Randoms>::new(2)?;
 /// pool.send_and_receive((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 10 })))?
-///     .collect::<Result<Vec<_>, _>>()?;
+///     .collect_all::<Vec<_>>()?;
 /// let sums: Vec<_> = pool.send_and_receive((0..100).map(SumRequest))?.collect::<Result<_, _>>()?;
 /// assert_eq!(sums.len(), 100);
 /// assert!(sums.iter().enumerate().all(|(i, s)| s.id == i as u64));

@@ -35,7 +35,7 @@ use std::sync::Arc;
 ///
 /// let pool = ThreadPool::<Randoms>::new(2)?;
 /// pool.send_and_receive((0..4).map(|id| AddRequest::new(id, RandomsInit { count: 3 })))?
-///     .collect::<Result<Vec<_>, _>>()?;
+///     .collect_all::<Vec<_>>()?;
 /// assert_eq!(total(&pool, &[0, 1, 2, 3])?, (0..4).map(|id| Randoms::new(id, 3).sum()).sum());
 /// assert_eq!(total(&pool, &[9]), Err(Error::UnknownId { id: 9 }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())

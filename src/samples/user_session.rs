@@ -31,8 +31,10 @@ impl HistoryTracker {
 /// pool.send_and_receive_once(UserSessionInit(1))?;
 /// let counts: Vec<usize> = pool
 ///     .send_and_receive(["login", "view", "logout"].map(|a| LogActionRequest(1, a.to_owned())))?
-///     .map(|r| r.map(|r| r.result))
-///     .collect::<Result<_, _>>()?;
+///     .collect_all::<Vec<_>>()?
+///     .into_iter()
+///     .map(|r| r.result)
+///     .collect();
 /// assert_eq!(counts, [1, 2, 3]);
 /// let log = pool.send_and_receive_once(LogRequest(1))?.result;
 /// assert_eq!(log, ["action: login", "action: view", "action: logout"]);

@@ -1,0 +1,73 @@
+//! `build()`: every setting validated with a typed error, and a failed
+//! build stops and joins the workers it started, whatever failed.
+
+use shardpool::samples::Randoms;
+use shardpool::{BuildError, Pinning, ThreadPool, ThreadPoolBuilder};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn builder() -> ThreadPoolBuilder<Randoms> {
+    ThreadPool::<Randoms>::builder().pinning(Pinning::Off)
+}
+
+#[test]
+fn a_worker_count_past_the_limit_is_a_typed_error() {
+    let err = builder().workers(usize::MAX).build().unwrap_err();
+    assert!(
+        matches!(err, BuildError::OutOfRange { setting: "workers", value: usize::MAX, max }
+            if max == ThreadPoolBuilder::<Randoms>::MAX_WORKERS),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("workers"), "{err}");
+}
+
+#[test]
+fn ring_capacities_past_the_limit_are_typed_errors_not_panics_at_the_first_call() {
+    for capacity in [usize::MAX, 1 << 34, ThreadPoolBuilder::<Randoms>::MAX_RING_CAPACITY + 1] {
+        let err = builder().workers(1).ring_capacity(capacity).build().unwrap_err();
+        assert!(
+            matches!(err, BuildError::OutOfRange { setting: "ring_capacity", value, max }
+                if value == capacity && max <= ThreadPoolBuilder::<Randoms>::MAX_RING_CAPACITY),
+            "{capacity}: {err:?}"
+        );
+    }
+    // The limit itself builds and serves.
+    let max = ThreadPoolBuilder::<Randoms>::MAX_RING_CAPACITY;
+    let pool = builder().workers(1).ring_capacity(max).build().unwrap();
+    let added = pool
+        .send_and_receive_once(shardpool::AddRequest::new(1, shardpool::samples::RandomsInit { count: 1 }));
+    assert_eq!(added.unwrap().id, 1);
+}
+
+/// A builder for 3 workers whose exit handler counts exits.
+fn counted(exits: &Arc<AtomicUsize>) -> ThreadPoolBuilder<Randoms> {
+    let exits = exits.clone();
+    builder().workers(3).exit_handler(move |_| {
+        exits.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn a_panicking_thread_name_closure_fails_the_build_and_joins_the_started_workers() {
+    let exits = Arc::new(AtomicUsize::new(0));
+    let err = counted(&exits)
+        .thread_name(|i| if i == 2 { panic!("no name for {i}") } else { format!("named-{i}") })
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, BuildError::ThreadName { worker: 2, message } if message.contains("no name for 2")),
+        "{err:?}"
+    );
+    // Workers 0 and 1 were started, then stopped and joined before `build` returned.
+    assert_eq!(exits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_nul_in_a_thread_name_fails_the_build_and_joins_the_started_workers() {
+    let exits = Arc::new(AtomicUsize::new(0));
+    let err = counted(&exits)
+        .thread_name(|i| if i == 1 { "bad\0name".to_owned() } else { format!("ok-{i}") })
+        .build();
+    assert!(matches!(err, Err(BuildError::ThreadName { worker: 1, .. })), "{err:?}");
+    assert_eq!(exits.load(Ordering::SeqCst), 1);
+}
