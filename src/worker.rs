@@ -41,9 +41,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The item table. Ids may come from outside the process (a network peer
 /// naming a session), so the hasher is seeded: foldhash's `RandomState`
-/// draws a fresh seed per table, so colliding ids cannot be precomputed.
-/// foldhash was picked by measurement against rustc-hash's `FxHasher`
-/// (`cargo bench --bench item_table`): see the bench's header.
+/// draws a fresh seed per table (per worker), so colliding ids cannot be
+/// precomputed. foldhash is not a cryptographic hash; it resists flooding by
+/// ids chosen without seeing the table, which is the threat here.
+// NB: `cargo bench --bench item_table` (1,000 items, 2-core VM, medians):
+// 3.0 ns a lookup for foldhash, 2.7 ns for rustc-hash's unseeded FxHasher,
+// 21 ns (dense ids) and 16 ns (sparse) for std's SipHash. The seed costs
+// about 0.3 ns a request, next to a round trip of about 400 ns.
 type Items<P> = HashMap<u64, P, foldhash::fast::RandomState>;
 
 /// One caller's ring, as its worker sees it.
