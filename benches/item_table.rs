@@ -10,7 +10,7 @@
 //! cargo bench --bench item_table
 //! ```
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::hint::black_box;
@@ -62,5 +62,8 @@ fn item_table(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, item_table);
-criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    item_table(&mut c);
+    c.final_summary();
+}

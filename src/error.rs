@@ -169,6 +169,14 @@ impl std::error::Error for BatchError {
     }
 }
 
+/// Keeps the first failure, so `?` works in functions returning
+/// `Result<_, Error>` (the index and count are dropped).
+impl From<BatchError> for Error {
+    fn from(e: BatchError) -> Self {
+        e.error
+    }
+}
+
 /// Why [`ThreadPoolBuilder::build`](crate::ThreadPoolBuilder::build) failed.
 /// Any worker already started has been stopped and joined.
 #[derive(Debug)]
