@@ -26,7 +26,8 @@ use std::sync::atomic::{compiler_fence, fence, Ordering};
 /// The environment variable that keeps every pool of the process off
 /// `membarrier` when set to anything but `0` or the empty string (for
 /// sandboxes whose seccomp policy kills a process that calls it).
-pub(crate) const NO_MEMBARRIER_ENV: &str = "SHARDPOOL_NO_MEMBARRIER";
+#[cfg(not(shardpool_loom))]
+const NO_MEMBARRIER_ENV: &str = "SHARDPOOL_NO_MEMBARRIER";
 
 /// `membarrier` kept failing after the process registered for it; the errno
 /// of the last try.
