@@ -82,6 +82,15 @@ pub enum Error {
         /// The workers that had not finished, by index.
         stuck: Vec<usize>,
     },
+    /// A worker thread ended by a panic that escaped every `catch_unwind`
+    /// (a bug in this crate, never the effect of user code); reported by the
+    /// shutdown that joined it.
+    WorkerDied {
+        /// The worker, by index.
+        worker: usize,
+        /// The panic's message.
+        message: String,
+    },
     /// Shutdown could not pass its process-wide memory barrier
     /// (`membarrier` kept failing, for example because a seccomp filter
     /// installed after the pool was built refuses it). Without it, stopping
@@ -127,6 +136,9 @@ impl fmt::Display for Error {
                     f,
                     "shutdown timed out: workers {stuck:?} are still busy in user code and were left running"
                 )
+            }
+            Error::WorkerDied { worker, message } => {
+                write!(f, "worker {worker} died of a panic outside user code: {message}")
             }
             Error::BarrierFailed { errno } => write!(
                 f,

@@ -3,7 +3,7 @@
 use crate::builder::ThreadPoolBuilder;
 use crate::caller::{self, decode, LaneIds, Registration, Responses};
 use crate::doorbell::{Doorbell, CONTROL};
-use crate::error::{BuildError, Error};
+use crate::error::{take_panic_message, BuildError, Error};
 use crate::gate::Gate;
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
@@ -361,6 +361,7 @@ impl<P: PoolItem> ThreadPool<P> {
         let mut joins = self.joins.lock().unwrap_or_else(|e| e.into_inner());
         let done = self.shared.exits.wait(deadline);
         let mut stuck = Vec::new();
+        let mut died = None;
         for (index, (join, done)) in joins.iter_mut().zip(done).enumerate() {
             if !done {
                 if join.is_some() {
@@ -371,11 +372,15 @@ impl<P: PoolItem> ThreadPool<P> {
             if let Some(j) = join.take() {
                 // A worker has marked itself done: the thread is ending. It
                 // cannot have panicked outside `catch_unwind` short of a bug
-                // in this crate; either way there is nothing left to wait for.
-                let _ = j.join();
+                // in this crate, but if it did, say so.
+                if let Err(payload) = j.join() {
+                    died.get_or_insert((index, take_panic_message(payload)));
+                }
             }
         }
-        if stuck.is_empty() {
+        if let Some((worker, message)) = died {
+            Err(Error::WorkerDied { worker, message })
+        } else if stuck.is_empty() {
             Ok(())
         } else {
             event!(error, pool = self.shared.id, ?stuck, "shutdown timed out on workers stuck in user code");

@@ -263,16 +263,38 @@ impl<P: PoolItem> Core<P> {
                     return Err(Error::UnknownId { id });
                 };
                 let state = &mut self.state;
+                // The request and the response live outside the closure, so
+                // that a panicking hook does not drop them while unwinding
+                // (a second panic there would abort the process).
+                let mut request = Some(request);
+                let mut response = None;
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     let _p = Processing::enter(id);
                     item.pre_process(state);
-                    let response = item.process_message(request);
+                    if let Some(request) = request.take() {
+                        response = Some(item.process_message(request));
+                    }
                     item.post_process(state);
-                    response
                 }));
-                match result {
-                    Ok(response) => Ok(Reply::Response(response)),
-                    Err(payload) => Err(self.item_panicked(id, payload, counters)),
+                match (result, response) {
+                    (Ok(()), Some(response)) => Ok(Reply::Response(response)),
+                    // Cannot happen (the closure took the request and, having
+                    // returned, answered it); an error rather than a panic.
+                    (Ok(()), None) => Err(Error::UnexpectedResponse { id }),
+                    (Err(payload), response) => {
+                        let _p = Processing::enter(id);
+                        self.drop_user(
+                            request,
+                            Some(id),
+                            "dropping a request after its pre_process hook panicked",
+                        );
+                        self.drop_user(
+                            response,
+                            Some(id),
+                            "dropping a response after its post_process hook panicked",
+                        );
+                        Err(self.item_panicked(id, payload, counters))
+                    }
                 }
             }
             Message::Add { id, init } => {
