@@ -11,6 +11,7 @@ use shardpool::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
+use std::time::Duration;
 
 fn pool(workers: usize) -> ThreadPool<Node> {
     ThreadPool::<Node>::builder().workers(workers).pinning(Pinning::Off).build().unwrap()
@@ -155,15 +156,17 @@ fn a_panic_in_a_batch_costs_only_that_request() {
         .send_and_receive((0..6).map(|id| if id == 3 { AddTo(id, i64::MAX) } else { AddTo(id, 1) }))
         .unwrap()
         .collect();
-    // Overflow panics in debug builds only; either way the rest succeed.
+    // `AddTo` panics on overflow explicitly, in every build.
+    assert_eq!(got[3], Err(Error::Panicked { id: 3, message: "node 3 overflowed".into() }));
     for (id, r) in got.iter().enumerate() {
         if id != 3 {
             assert_eq!(*r, Ok(id as i64 + 1));
         }
     }
-    if cfg!(debug_assertions) {
-        assert!(matches!(got[3], Err(Error::Panicked { id: 3, .. })));
-    }
+    // The item that panicked is gone; its neighbours, on both workers, live on.
+    assert_eq!(p.send_and_receive_once(Get(3)).err(), Some(Error::UnknownId { id: 3 }));
+    let after: Vec<_> = p.send_and_receive([0, 1, 2, 4, 5].map(Get)).unwrap().collect();
+    assert_eq!(after, [Ok(1), Ok(2), Ok(3), Ok(5), Ok(6)]);
 }
 
 #[test]
@@ -283,18 +286,60 @@ fn calls_nest_on_one_thread_even_with_full_rings() {
 
 #[test]
 fn dropping_a_batch_early_waits_for_what_was_sent_and_loses_nothing() {
-    let p = pool(2);
-    add(&p, 0..4);
-    let mut it = p.send_and_receive((0..1000).map(|i| AddTo(i % 4, 1))).unwrap();
-    assert!(it.next().unwrap().is_ok());
+    const BATCH: u64 = 20_000;
+    // Large rings, so that many requests are in flight when the batch is
+    // dropped; a small fairness quantum, so that another caller is served
+    // while they are.
+    let p = Arc::new(
+        ThreadPool::<Node>::builder()
+            .workers(2)
+            .ring_capacity(4096)
+            .max_batch(16)
+            .pinning(Pinning::Off)
+            .build()
+            .unwrap(),
+    );
+    // Each `Record` keeps its worker busy a while, so that much of the batch
+    // is still to be processed when the batch is dropped.
+    let init = NodeInit { record_work: Duration::from_micros(20), ..NodeInit::default() };
+    for r in p.send_and_receive((0..4).map(|id| AddRequest::new(id, init.clone()))).unwrap() {
+        r.unwrap();
+    }
+    // Request `i` records sequence number `i` in item `i % 4`.
+    let mut it = p.send_and_receive((0..BATCH).map(|i| Record(i % 4, i))).unwrap();
+    assert_eq!(it.next().unwrap(), Ok((0, true, 1)));
     drop(it);
-    // Every add that was sent has been applied exactly once; unsent ones not.
-    let total: i64 = (0..4).map(|id| p.send_and_receive_once(Get(id)).unwrap() - id as i64).sum();
-    assert!((1..=1000).contains(&total), "total {total}");
+    // The drop waited for every request sent: another thread (whose requests
+    // are not ordered after ours) already sees all of them.
+    let p2 = p.clone();
+    let seen_elsewhere: Vec<Vec<u64>> =
+        thread::spawn(move || (0..4).map(|id| p2.send_and_receive_once(Log(id)).unwrap()).collect())
+            .join()
+            .unwrap();
+    let logs: Vec<Vec<u64>> = (0..4).map(|id| p.send_and_receive_once(Log(id)).unwrap()).collect();
+    assert_eq!(
+        seen_elsewhere.iter().map(Vec::len).collect::<Vec<_>>(),
+        logs.iter().map(Vec::len).collect::<Vec<_>>(),
+        "dropping the batch returned before what it sent was processed (requests per item)"
+    );
+    // What was sent is a prefix `0..n` of the batch, each request applied
+    // exactly once, in order, to its own item; nothing after it was applied.
+    for (id, log) in logs.iter().enumerate() {
+        assert!(log.iter().all(|&seq| seq % 4 == id as u64), "item {id} got another item's request: {log:?}");
+        assert!(log.windows(2).all(|w| w[0] < w[1]), "item {id}: out of order or applied twice: {log:?}");
+    }
+    let mut applied: Vec<u64> = logs.concat();
+    applied.sort_unstable();
+    let n = applied.len() as u64;
+    assert!((1..=BATCH).contains(&n), "{n} requests applied");
+    if let Some((i, seq)) = applied.iter().enumerate().find(|&(i, &seq)| seq != i as u64) {
+        panic!("the {n} applied requests are not the prefix 0..{n}: sorted, position {i} holds {seq}");
+    }
     // The caller's slots and ring are clean: a new batch works in order.
-    let got: Vec<_> =
-        p.send_and_receive((0..4).map(|id| AddTo(id, 0))).unwrap().map(Result::unwrap).collect();
-    assert_eq!(got.iter().zip(0..).map(|(v, id)| v - id).sum::<i64>(), total);
+    let got: Vec<_> = p.send_and_receive((0..4).map(|id| Record(id, BATCH + id))).unwrap().collect();
+    for (id, r) in got.into_iter().enumerate() {
+        assert_eq!(r, Ok((BATCH + id as u64, true, logs[id].len() + 1)));
+    }
 }
 
 #[test]
@@ -347,9 +392,22 @@ fn drop_shuts_down_and_joins() {
 
 #[test]
 fn shutdown_racing_with_callers_answers_or_refuses_every_request() {
+    const ITEMS: u64 = 8;
     for round in 0..20 {
         let p = Arc::new(pool(2));
-        add(&p, 0..8);
+        // Each item leaves its final value here when the pool shuts down.
+        let finals: FinalValues = Arc::default();
+        for r in p
+            .send_and_receive((0..ITEMS).map(|id| {
+                AddRequest::new(
+                    id,
+                    NodeInit { value: id as i64, finals: Some(finals.clone()), ..NodeInit::default() },
+                )
+            }))
+            .unwrap()
+        {
+            r.unwrap();
+        }
         let start = Arc::new(Barrier::new(5));
         let callers: Vec<_> = (0..4u64)
             .map(|t| {
@@ -357,28 +415,35 @@ fn shutdown_racing_with_callers_answers_or_refuses_every_request() {
                 thread::spawn(move || {
                     start.wait();
                     let mut seen_shutdown = false;
-                    let mut ok = 0u64;
+                    // Answered `AddTo(id, 1)`s per id.
+                    let mut answered = [0i64; ITEMS as usize];
                     for i in 0..400u64 {
-                        let results: Vec<Result<i64, Error>> = if i % 2 == 0 {
-                            vec![p.send_and_receive_once(AddTo((t + i) % 8, 1))]
+                        let ids: Vec<u64> = if i % 2 == 0 {
+                            vec![(t + i) % ITEMS]
                         } else {
-                            match p.send_and_receive((0..5).map(|k| AddTo((t + k) % 8, 1))) {
+                            (0..5).map(|k| (t + k) % ITEMS).collect()
+                        };
+                        let results: Vec<Result<i64, Error>> = if i % 2 == 0 {
+                            vec![p.send_and_receive_once(AddTo(ids[0], 1))]
+                        } else {
+                            match p.send_and_receive(ids.iter().map(|&id| AddTo(id, 1))) {
                                 Ok(it) => it.collect(),
-                                Err(e) => vec![Err(e)],
+                                Err(e) => vec![Err(e); ids.len()],
                             }
                         };
-                        for r in results {
+                        assert_eq!(results.len(), ids.len(), "a batch lost responses");
+                        for (id, r) in ids.into_iter().zip(results) {
                             match r {
                                 Ok(_) => {
                                     assert!(!seen_shutdown, "answered after a refusal on one thread");
-                                    ok += 1;
+                                    answered[id as usize] += 1;
                                 }
                                 Err(Error::Shutdown) => seen_shutdown = true,
                                 Err(e) => panic!("unexpected error {e}"),
                             }
                         }
                     }
-                    ok
+                    answered
                 })
             })
             .collect();
@@ -387,8 +452,22 @@ fn shutdown_racing_with_callers_answers_or_refuses_every_request() {
             thread::yield_now();
         }
         p.shutdown().unwrap();
-        let answered: u64 = callers.into_iter().map(|c| c.join().unwrap()).sum();
-        assert!(answered <= 4 * (200 + 200 * 5));
+        let mut answered = [0i64; ITEMS as usize];
+        for c in callers {
+            for (total, n) in answered.iter_mut().zip(c.join().unwrap()) {
+                *total += n;
+            }
+        }
+        // Every answered add was applied, and no refused one: each item's
+        // final value is its initial value plus its answered adds, exactly.
+        let mut finals = finals.lock().unwrap().clone();
+        finals.sort_unstable();
+        let expected: Vec<(u64, i64)> =
+            (0..ITEMS).map(|id| (id, id as i64 + answered[id as usize])).collect();
+        assert_eq!(
+            finals, expected,
+            "round {round}: final values against answered adds (initial value = id)"
+        );
     }
 }
 

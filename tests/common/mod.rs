@@ -6,7 +6,7 @@ use shardpool::{id_being_processed, Error, Message, NewItemError, PoolItem, Repl
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Weak;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Counts `on_shutdown` calls across all `Node`s of the test binary.
 pub static SHUTDOWN_HOOKS: AtomicUsize = AtomicUsize::new(0);
@@ -17,7 +17,12 @@ pub struct Node {
     value: Rc<RefCell<i64>>,
     log: Vec<u64>,
     pool: Option<Weak<ThreadPool<Node>>>,
+    finals: Option<FinalValues>,
+    record_work: std::time::Duration,
 }
+
+/// Where nodes leave `(id, value)` in their shutdown hook.
+pub type FinalValues = Arc<Mutex<Vec<(u64, i64)>>>;
 
 #[derive(Clone, Default)]
 pub struct NodeInit {
@@ -25,6 +30,10 @@ pub struct NodeInit {
     pub fail: bool,
     pub panic: bool,
     pub pool: Option<Weak<ThreadPool<Node>>>,
+    /// Where the node leaves its final value when the pool shuts down.
+    pub finals: Option<FinalValues>,
+    /// How long each `Record` keeps the worker busy (work, not a sleep).
+    pub record_work: std::time::Duration,
 }
 
 impl NodeInit {
@@ -40,6 +49,7 @@ pub enum NodeApi {
     Boom(Boom),
     Forward(Forward),
     WhoAmI(WhoAmI),
+    Log(Log),
 }
 
 #[derive(Debug)]
@@ -48,6 +58,7 @@ pub enum NodeResponse {
     Recorded { seq: u64, in_order: bool, len: usize },
     Forwarded(Result<i64, Error>),
     Me(Option<u64>),
+    Log(Vec<u64>),
     Unit,
 }
 
@@ -64,17 +75,31 @@ impl PoolItem for Node {
         if init.fail {
             return Err(NewItemError::new(format!("node {id} refused")));
         }
-        Ok(Node { id, value: Rc::new(RefCell::new(init.value)), log: Vec::new(), pool: init.pool })
+        Ok(Node {
+            id,
+            value: Rc::new(RefCell::new(init.value)),
+            log: Vec::new(),
+            pool: init.pool,
+            finals: init.finals,
+            record_work: init.record_work,
+        })
     }
 
     fn process_message(&mut self, request: NodeApi) -> NodeResponse {
         match request {
             NodeApi::Get(_) => NodeResponse::Value(*self.value.borrow()),
             NodeApi::AddTo(AddTo(_, d)) => {
-                *self.value.borrow_mut() += d;
-                NodeResponse::Value(*self.value.borrow())
+                // Overflow panics in every build, not only with debug assertions.
+                let sum = self.value.borrow().checked_add(d);
+                let sum = sum.unwrap_or_else(|| panic!("node {} overflowed", self.id));
+                *self.value.borrow_mut() = sum;
+                NodeResponse::Value(sum)
             }
             NodeApi::Record(Record(_, seq)) => {
+                let start = std::time::Instant::now();
+                while start.elapsed() < self.record_work {
+                    std::hint::spin_loop();
+                }
                 let in_order = self.log.last().map_or(true, |&last| last < seq);
                 self.log.push(seq);
                 NodeResponse::Recorded { seq, in_order, len: self.log.len() }
@@ -89,6 +114,7 @@ impl PoolItem for Node {
                 NodeResponse::Forwarded(pool.send_and_receive_once(Get(to)))
             }
             NodeApi::WhoAmI(_) => NodeResponse::Me(id_being_processed()),
+            NodeApi::Log(_) => NodeResponse::Log(self.log.clone()),
         }
     }
 
@@ -98,6 +124,9 @@ impl PoolItem for Node {
 
     fn on_shutdown(&mut self, _state: &mut u64) {
         SHUTDOWN_HOOKS.fetch_add(1, Ordering::SeqCst);
+        if let Some(finals) = &self.finals {
+            finals.lock().unwrap().push((self.id, *self.value.borrow()));
+        }
     }
 }
 
@@ -120,7 +149,7 @@ macro_rules! node_request {
 
 /// Read the value.
 pub struct Get(pub u64);
-/// Add `.1` to the value; answers the new value.
+/// Add `.1` to the value; answers the new value. Overflow panics.
 pub struct AddTo(pub u64, pub i64);
 /// Append `.1` to the item's log; answers whether the log is still increasing.
 pub struct Record(pub u64, pub u64);
@@ -130,6 +159,8 @@ pub struct Boom(pub u64);
 pub struct Forward(pub u64, pub u64);
 /// Answers `id_being_processed()` as seen inside the item.
 pub struct WhoAmI(pub u64);
+/// Answers the item's log of `Record` sequence numbers, in arrival order.
+pub struct Log(pub u64);
 
 node_request!(Get, i64, NodeResponse::Value(v) => v);
 node_request!(AddTo, i64, NodeResponse::Value(v) => v);
@@ -137,6 +168,7 @@ node_request!(Record, (u64, bool, usize), NodeResponse::Recorded { seq, in_order
 node_request!(Boom, (), NodeResponse::Unit => ());
 node_request!(Forward, Result<i64, Error>, NodeResponse::Forwarded(r) => r);
 node_request!(WhoAmI, Option<u64>, NodeResponse::Me(m) => m);
+node_request!(Log, Vec<u64>, NodeResponse::Log(l) => l);
 
 /// A small deterministic generator for the stress tests.
 pub struct Rng(pub u64);
