@@ -2,7 +2,6 @@
 
 use crate::caller::set_current_worker;
 use crate::error::{take_panic_message, BuildError};
-use crate::gate::Gate;
 use crate::item::PoolItem;
 use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
 use crate::sync::affinity;
@@ -304,8 +303,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             panic_handler: self.panic_handler.clone(),
             shutdown_timeout: self.shutdown_timeout,
         };
-        let gate = Gate::new(Barrier::new(self.membarrier));
-        let shared = Arc::new(Shared::<P>::new(n, config, gate));
+        let shared = Arc::new(Shared::<P>::new(n, config, Barrier::new(self.membarrier)));
         let startup = Arc::new(Startup { reports: Mutex::new(Vec::new()), cv: Condvar::new() });
         let mut joins: Vec<JoinHandle<()>> = Vec::with_capacity(n);
         let mut failure = None;

@@ -121,6 +121,9 @@ struct Local<P: PoolItem> {
     /// Per slot: the next slot of the in-flight list it is on, and the id its
     /// request was addressed to.
     links: Vec<(u32, u64)>,
+    /// Per worker: batch pushes announced lazily and not rung yet (reused
+    /// between batches, so a batch allocates nothing).
+    touched: Vec<bool>,
 }
 
 impl<P: PoolItem> Local<P> {
@@ -236,7 +239,13 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let handle = Rc::new(CallerHandle {
         pool: pool.clone(),
         shared,
-        local: RefCell::new(Local { producers, slab: Slab::new(), free: Vec::new(), links: Vec::new() }),
+        local: RefCell::new(Local {
+            producers,
+            slab: Slab::new(),
+            free: Vec::new(),
+            links: Vec::new(),
+            touched: vec![false; workers],
+        }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
     });
     event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
@@ -272,6 +281,34 @@ impl<P: PoolItem> CallerHandle<P> {
     #[inline]
     fn notify(&self, w: usize) {
         self.pool.workers[w].doorbell.ring(lane_bit(self.shared.lane));
+    }
+
+    /// Announces a batch push to worker `w` (`doorbell.rs`, "Lazy
+    /// announcements"): rings at once where the pool's light barrier is not
+    /// cheap, or if the worker sleeps; otherwise leaves it to the worker's
+    /// own poll and returns `true`: the caller rings it with the rest of its
+    /// burst ([`announce_touched`](Self::announce_touched)).
+    #[inline]
+    fn announce_push(&self, w: usize) -> bool {
+        if self.pool.barrier.lazy_announcements() {
+            // F, then L.
+            self.pool.barrier.light();
+            if !self.pool.workers[w].doorbell.is_sleeping() {
+                return true;
+            }
+        }
+        self.notify(w);
+        false
+    }
+
+    /// Rings every worker whose pushes were announced lazily (the end of a
+    /// burst: the caller is about to wait, or to give up its batch).
+    fn announce_touched(&self, local: &mut Local<P>) {
+        for (w, t) in local.touched.iter_mut().enumerate() {
+            if std::mem::take(t) {
+                self.notify(w);
+            }
+        }
     }
 
     /// How to wait for a reply from worker `waiting_for` (or from any worker
@@ -529,9 +566,11 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         match pushed {
             Ok(()) => {
                 self.enqueue(&mut local, idx, id);
-                drop(local);
-                // Announced before control goes back to user code.
-                handle.notify(worker);
+                // Announced before control goes back to user code: rung, or
+                // lazily, to be rung with the burst.
+                if handle.announce_push(worker) {
+                    local.touched[worker] = true;
+                }
                 true
             }
             Err(env) => {
@@ -543,8 +582,14 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
     }
 
     /// Sends requests until the window is full, the requests run out or a
-    /// ring is full.
+    /// ring is full, then rings the workers of the burst.
     fn fill(&mut self) {
+        self.send();
+        let handle = self.handle.clone();
+        handle.announce_touched(&mut handle.local.borrow_mut());
+    }
+
+    fn send(&mut self) {
         // Refill only once half the window has drained, so requests leave in
         // bursts rather than one per response.
         if self.in_flight > self.pool.config.window / 2 {
@@ -633,9 +678,10 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
     fn drop(&mut self) {
         // Our state is never borrowed while user code runs, so this only
         // guards against a bug: leak the slots rather than panic in a drop.
-        if self.handle.local.try_borrow_mut().is_err() {
-            return;
-        }
+        let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
+        // Announce what was pushed before waiting for it.
+        self.handle.announce_touched(&mut local);
+        drop(local);
         // Every request taken from the iterator is delivered: a stalled one
         // is pushed once its ring has room (the worker is draining it).
         let mut backoff = Backoff::new();
@@ -644,6 +690,8 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
                 backoff.wait();
             }
         }
+        let handle = self.handle.clone();
+        handle.announce_touched(&mut handle.local.borrow_mut());
         while self.head != NIL {
             let idx = self.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };

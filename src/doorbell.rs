@@ -30,6 +30,48 @@
 //! worker then polls every caller of that bit, which only costs a look at an
 //! empty ring.
 //!
+//! # Lazy announcements (batches, membarrier pools)
+//!
+//! A batch must announce every push before it calls user code again (the
+//! request iterator may block or panic), but a `fetch_or` per request costs
+//! a cache-line transfer each time the worker takes the word: it halved the
+//! batch rate. So where the pool's light barrier is cheap (the membarrier
+//! form, and loom), a batch push is announced *lazily*:
+//!
+//! ```text
+//!   caller (per push)                    worker (going to sleep)
+//!   P  push into the ring (Release)      S  compare_exchange(0, SLEEPING)
+//!   F  light barrier                     H  heavy barrier
+//!   L  load the word; SLEEPING? ring     Q  poll every accepted ring; work?
+//!                                           clear SLEEPING and serve it
+//! ```
+//!
+//! and the burst of pushes is rung as before, once, before the caller waits
+//! for a response. The pushes in between are found by the worker: before it
+//! parks (Q) and, while it is busy with other callers, by a full scan of
+//! its lanes every [`SCAN_EVERY`] passes.
+//!
+//! Why no push is stranded, fence form (F and H SeqCst fences): if F comes
+//! before H in the fences' total order, Q (after H) sees P; if H comes
+//! first, L (after F) sees S or a later value. Seeing SLEEPING, the caller
+//! rings and wakes the worker. Seeing a later value without it, the worker
+//! has cleared SLEEPING since (it was woken, or it found work): it is awake,
+//! and its next attempt to sleep, S' H' Q', has H' after F (else L would
+//! have read S' or later), so Q' sees P. Membarrier form (F a compiler
+//! fence, H `membarrier`): the barrier cuts the caller's instructions at a
+//! point B. P before B: P is visible when `membarrier` returns, so Q sees
+//! it. P after B: L is after B too (the compiler fence keeps it after P,
+//! and B is a full barrier), and S was visible before `membarrier` began,
+//! so L sees S or later, as above. loom checks the fence form; the
+//! membarrier form is argued here, as for the shutdown gate
+//! (`src/gate/README.md`), and `tests/faults.rs` exercises it (a batch
+//! iterator that blocks until its earlier requests are processed).
+//!
+//! If `membarrier` fails in H, the worker does not park: it cancels its
+//! sleep and backs off (sleeping in steps of up to a millisecond), polling.
+//! In the fence form of a shipped build (no membarrier) a SeqCst fence per
+//! push would cost as much as the ring, so every batch push rings.
+//!
 //! Model-checked by `loom-tests/tests/doorbell.rs`, on its own and through
 //! the worker loop.
 
@@ -38,6 +80,9 @@ use crate::sync::thread::{self, Thread};
 use crate::sync::{CachePadded, SetOnce};
 
 const SLEEPING: u64 = 1 << 63;
+/// A busy worker scans all its lanes (not only the hinted ones) every this
+/// many passes, to find lazily announced pushes.
+pub(crate) const SCAN_EVERY: u32 = 64;
 /// A caller registered, or the pool is closing: the worker must look at its
 /// registration queue and the pool's state.
 pub(crate) const CONTROL: u64 = 1 << 62;
@@ -97,6 +142,12 @@ impl Doorbell {
     /// Worker: takes every pending bit.
     #[inline]
     pub(crate) fn take(&self) -> u64 {
+        // A load first: an empty word is left unwritten, so the line stays
+        // shared with callers that read it (lazy announcements) instead of
+        // bouncing on every pass. Relaxed: a zero carries nothing to acquire.
+        if self.word.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
         // Acquire: pairs with the callers' Release in `ring`.
         self.word.swap(0, Ordering::Acquire)
     }
@@ -116,6 +167,15 @@ impl Doorbell {
         self.word.compare_exchange(0, SLEEPING, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
+    /// Worker: takes back an announced sleep (it found work in its poll).
+    /// A caller may have cleared SLEEPING first and will unpark us; that
+    /// token only makes a later park return early, which every park loop
+    /// tolerates.
+    pub(crate) fn cancel_sleep(&self) {
+        // Relaxed: the bits that matter are re-read by `take`, which acquires.
+        self.word.fetch_and(!SLEEPING, Ordering::Relaxed);
+    }
+
     /// Worker: parks until a caller has cleared SLEEPING.
     pub(crate) fn park_until_rung(&self) {
         // Acquire: pairs with the waker's clearing RMW (which follows its
@@ -125,7 +185,9 @@ impl Doorbell {
         }
     }
 
-    /// Whether the worker is parked (or just about to park).
+    /// Whether the worker is parked (or just about to park). Also the
+    /// caller's load L of a lazy announcement (module docs).
+    #[inline]
     pub(crate) fn is_sleeping(&self) -> bool {
         self.word.load(Ordering::Relaxed) & SLEEPING != 0
     }

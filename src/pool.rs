@@ -8,6 +8,7 @@ use crate::gate::Gate;
 use crate::item::{PoolItem, Request};
 use crate::stats::{PoolStats, WorkerCounters, WorkerStats};
 use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::barrier::Barrier;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, CachePadded, Condvar, Mutex, Spin};
 use crate::trace::{event, span};
@@ -100,6 +101,9 @@ pub(crate) struct Shared<P: PoolItem> {
     pub(crate) id: u64,
     /// The shutdown gate (`src/gate/`).
     pub(crate) gate: Gate,
+    /// The pool's barrier pair, shared by the gate and the doorbells' lazy
+    /// announcements (`src/doorbell.rs`).
+    pub(crate) barrier: Barrier,
     pub(crate) workers: Box<[WorkerShared<P>]>,
     pub(crate) exits: Exits,
     pub(crate) lane_ids: Arc<LaneIds>,
@@ -107,10 +111,11 @@ pub(crate) struct Shared<P: PoolItem> {
 }
 
 impl<P: PoolItem> Shared<P> {
-    pub(crate) fn new(workers: usize, config: Config, gate: Gate) -> Self {
+    pub(crate) fn new(workers: usize, config: Config, barrier: Barrier) -> Self {
         Self {
             id: crate::sync::next_pool_id(),
-            gate,
+            gate: Gate::new(barrier),
+            barrier,
             exits: Exits::new(workers),
             workers: (0..workers)
                 .map(|_| WorkerShared {

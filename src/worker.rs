@@ -13,7 +13,10 @@
 //!    process them and publish each reply. A lane still non-empty is carried to the next pass, so one busy
 //!    caller gets at most `max_batch` per pass and cannot starve the others.
 //! 4. With nothing to do: spin (bounded, yielding), then sleep on the
-//!    doorbell (see `doorbell.rs` for why no wake-up is lost).
+//!    doorbell (see `doorbell.rs` for why no wake-up is lost). In a pool
+//!    with lazy announcements, announcing the sleep is followed by the heavy
+//!    barrier and a poll of every ring; work found there cancels the sleep.
+//!    A busy worker also scans every lane each `SCAN_EVERY` passes.
 //!
 //! Taking the hint bits (a `swap`) comes *before* the drain: a caller that
 //! pushes after our drain looked at its ring sets its bit again, and a
@@ -27,7 +30,7 @@
 //! each one reaches the panic handler.
 
 use crate::caller::{CallerShared, Envelope, Outcome, Registration};
-use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
+use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
 use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicHandler, PanicReport, Shared};
@@ -72,6 +75,8 @@ pub(crate) struct Worker<P: PoolItem> {
     lanes: usize,
     /// Hint bits of lanes left non-empty by the last pass.
     carry: u64,
+    /// Busy passes since the last scan of every lane.
+    passes: u32,
 }
 
 impl<P: PoolItem> Worker<P> {
@@ -83,6 +88,7 @@ impl<P: PoolItem> Worker<P> {
             buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
             lanes: 0,
             carry: 0,
+            passes: 0,
         }
     }
 
@@ -106,10 +112,17 @@ impl<P: PoolItem> Worker<P> {
                 // Serve the new lanes now rather than after a sleep.
                 bits |= std::mem::take(&mut self.carry);
             }
-            let hints = bits & LANE_MASK;
+            let mut hints = bits & LANE_MASK;
             if hints == 0 {
                 self.idle();
                 continue;
+            }
+            // Busy: now and then look at every lane, not only the hinted
+            // ones, for lazily announced pushes (`doorbell.rs`).
+            self.passes += 1;
+            if self.passes >= SCAN_EVERY {
+                self.passes = 0;
+                hints |= self.occupied();
             }
             let mut bits = hints;
             while bits != 0 {
@@ -185,10 +198,53 @@ impl<P: PoolItem> Worker<P> {
                 return;
             }
         }
-        if doorbell.try_sleep() {
-            crate::sync::atomic::bump(&self.pool.workers[self.core.index].counters.parks, 1);
-            doorbell.park_until_rung();
+        if !doorbell.try_sleep() {
+            return;
         }
+        if self.pool.barrier.lazy_announcements() {
+            // S H Q of the lazy announcements (`doorbell.rs`): after the
+            // heavy barrier, a push that no caller rang is in a ring we poll.
+            let found = match self.pool.barrier.heavy() {
+                Ok(()) => self.lanes_with_work(),
+                Err(_) => {
+                    // Without the barrier a lazy push could be missed: do not
+                    // park; poll every lane again after a pause.
+                    #[cfg(not(shardpool_loom))]
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    self.occupied()
+                }
+            };
+            if found != 0 {
+                doorbell.cancel_sleep();
+                self.carry |= found;
+                return;
+            }
+        }
+        bump(&self.pool.workers[self.core.index].counters.parks, 1);
+        doorbell.park_until_rung();
+    }
+
+    /// Hint bits of the lanes whose rings hold requests (Acquire loads of
+    /// the rings' write positions: the pushes are visible).
+    fn lanes_with_work(&self) -> u64 {
+        let mut found = 0;
+        for (b, lanes) in self.buckets.iter().enumerate() {
+            if lanes.iter().any(|l| !l.consumer.is_empty()) {
+                found |= 1 << b;
+            }
+        }
+        found
+    }
+
+    /// Hint bits of every bucket that has a lane.
+    fn occupied(&self) -> u64 {
+        let mut bits = 0;
+        for (b, lanes) in self.buckets.iter().enumerate() {
+            if !lanes.is_empty() {
+                bits |= 1 << b;
+            }
+        }
+        bits
     }
 
     /// The gate is sealed: answer everything already sent, wait for callers

@@ -57,6 +57,18 @@ impl Barrier {
         }
     }
 
+    /// Whether [`light`](Self::light) is cheap enough to pass after every
+    /// push, so that batches may announce their pushes lazily
+    /// (`src/doorbell.rs`): in the membarrier form, and under loom, whose
+    /// models check the fence form of that protocol.
+    #[inline]
+    pub(crate) fn lazy_announcements(&self) -> bool {
+        #[cfg(not(shardpool_loom))]
+        return self.membarrier;
+        #[cfg(shardpool_loom)]
+        true
+    }
+
     /// The cheap side: a compiler fence in the membarrier form, a SeqCst
     /// fence otherwise.
     #[inline(always)]
