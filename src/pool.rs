@@ -261,6 +261,10 @@ impl<P: PoolItem> ThreadPool<P> {
     /// The outer `Result` fails only if the calling thread cannot register
     /// (the pool is shut down, or the thread is exiting).
     ///
+    /// What is sent when the iterator is dropped early, and how to send a
+    /// whole batch whatever fails ([`Responses::collect_all`]), is set out
+    /// on [`Responses`].
+    ///
     /// ```
     /// use shardpool::samples::{MeanRequest, Randoms, RandomsInit};
     /// use shardpool::{AddRequest, Error, ThreadPool};
@@ -273,6 +277,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// assert!(results[2].is_ok());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[must_use = "requests are sent only as the responses are iterated"]
     pub fn send_and_receive<R, I>(&self, requests: I) -> Result<Responses<'_, P, R, I::IntoIter>, Error>
     where
         R: Request<P>,
