@@ -343,8 +343,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         match failure {
             None => Ok(pool),
             Some(e) => {
-                // Dropping the pool closes it and joins the started workers.
-                drop(pool);
+                pool.abandon();
                 Err(e)
             }
         }

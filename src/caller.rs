@@ -23,7 +23,7 @@
 //! Model-checked by `loom-tests/tests/{registration,shutdown,batch}.rs`.
 
 use crate::doorbell::lane_bit;
-use crate::error::{BatchError, Error};
+use crate::error::{take_panic_message, BatchError, Error};
 use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Reply, Request};
 use crate::pool::Shared;
@@ -38,6 +38,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::iter::Fuse;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 /// What a worker puts in a slot: the reply, or why there is none.
@@ -102,6 +103,15 @@ pub(crate) struct CallerShared<P: PoolItem> {
     pub(crate) retired: AtomicBool,
     memory: SlabMemory<Outcome<P>>,
     lane_ids: Arc<LaneIds>,
+}
+
+impl<P: PoolItem> CallerShared<P> {
+    /// Hands each reply published into this caller's slots and never taken
+    /// to `f` (the last owner, a worker, drops them one by one under
+    /// `catch_unwind`).
+    pub(crate) fn take_leftovers(&mut self, f: impl FnMut(Outcome<P>)) {
+        self.memory.take_ready(f);
+    }
 }
 
 impl<P: PoolItem> Drop for CallerShared<P> {
@@ -334,21 +344,27 @@ impl<P: PoolItem> CallerHandle<P> {
         let mut local = self.local.borrow_mut();
         let idx = local.alloc(&self.shared);
         let mut env = Envelope { msg, slot: local.slab.arm(idx) };
-        if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
-            local.release_unsent(idx);
-            drop(local);
-            drop(env);
-            return Err(e);
-        }
-        // Wait for room inside the gate: the worker drains the ring whatever
-        // happens (shutdown waits for us to leave, and drains meanwhile).
+        // A full ring is waited for outside the gate: a worker stuck in user
+        // code must not keep us inside it, or shutdown would wait on us.
         let mut backoff = Backoff::new();
-        while let Err(back) = local.producers[w].push(env) {
-            env = back;
-            self.notify(w);
-            backoff.wait();
+        loop {
+            if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
+                local.release_unsent(idx);
+                drop(local);
+                drop(env);
+                return Err(e);
+            }
+            let pushed = local.producers[w].push(env);
+            self.pool.gate.leave(&self.shared.presence);
+            match pushed {
+                Ok(()) => break,
+                Err(back) => {
+                    env = back;
+                    self.notify(w);
+                    backoff.wait();
+                }
+            }
         }
-        self.pool.gate.leave(&self.shared.presence);
         self.notify(w);
         let (outcome, parked) = local.slab.get(idx).wait(self.spin(Some(w)));
         local.free.push(idx);
@@ -692,6 +708,10 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
         }
         let handle = self.handle.clone();
         handle.announce_touched(&mut handle.local.borrow_mut());
+        // Responses are user values: a `Drop` that panics must not stop us
+        // from taking the rest (they would be left to a worker or to this
+        // thread's exit). The first panic is raised again once all are in.
+        let mut first_panic = None;
         while self.head != NIL {
             let idx = self.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
@@ -700,7 +720,20 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
             local.free.push(idx);
             // The response may run user code when dropped: not under a borrow.
             drop(local);
-            drop(outcome);
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(outcome))) {
+                match first_panic {
+                    None => first_panic = Some(payload),
+                    Some(_) => drop(take_panic_message(payload)),
+                }
+            }
+        }
+        if let Some(payload) = first_panic {
+            if std::thread::panicking() {
+                // Raising it now would abort the process.
+                drop(take_panic_message(payload));
+            } else {
+                resume_unwind(payload);
+            }
         }
     }
 }

@@ -48,8 +48,11 @@
 //!
 //! and the burst of pushes is rung as before, once, before the caller waits
 //! for a response. The pushes in between are found by the worker: before it
-//! parks (Q) and, while it is busy with other callers, by a full scan of
-//! its lanes every [`SCAN_EVERY`] passes.
+//! parks (Q), every 64 spins while it idles, and, while it is busy with
+//! other callers, by a full scan of its lanes every [`SCAN_EVERY`] passes or
+//! [`SCAN_AFTER`], whichever comes first. So a push whose caller then
+//! blocks in user code is served within about one pass of the worker's
+//! other work plus `SCAN_AFTER` (a worker that was parked was rung).
 //!
 //! Why no push is stranded, fence form (F and H SeqCst fences): if F comes
 //! before H in the fences' total order, Q (after H) sees P; if H comes
@@ -81,8 +84,11 @@ use crate::sync::{CachePadded, SetOnce};
 
 const SLEEPING: u64 = 1 << 63;
 /// A busy worker scans all its lanes (not only the hinted ones) every this
-/// many passes, to find lazily announced pushes.
+/// many passes, to find lazily announced pushes...
 pub(crate) const SCAN_EVERY: u32 = 64;
+/// ...or after this long, whichever comes first (passes may be long when
+/// handlers are).
+pub(crate) const SCAN_AFTER: std::time::Duration = std::time::Duration::from_micros(50);
 /// A caller registered, or the pool is closing: the worker must look at its
 /// registration queue and the pool's state.
 pub(crate) const CONTROL: u64 = 1 << 62;

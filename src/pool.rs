@@ -368,8 +368,10 @@ impl<P: PoolItem> ThreadPool<P> {
             return Err(Error::ShutdownFromWorker);
         }
         let deadline = Instant::now().checked_add(timeout);
-        let mut joins = self.joins.lock().unwrap_or_else(|e| e.into_inner());
+        // Wait before taking the join handles: a concurrent shutdown with a
+        // longer deadline must not hold ours up.
         let done = self.shared.exits.wait(deadline);
+        let mut joins = self.joins.lock().unwrap_or_else(|e| e.into_inner());
         let mut stuck = Vec::new();
         let mut died = None;
         for (index, (join, done)) in joins.iter_mut().zip(done).enumerate() {
@@ -395,6 +397,21 @@ impl<P: PoolItem> ThreadPool<P> {
         } else {
             event!(error, pool = self.shared.id, ?stuck, "shutdown timed out on workers stuck in user code");
             Err(Error::ShutdownTimedOut { stuck })
+        }
+    }
+
+    /// A build failed: stop and join the workers started so far, however
+    /// long their exit takes (only the thread state's `Drop` and the exit
+    /// handler remain). No caller has seen the pool, so the gate is sealed
+    /// without its barrier, which cannot fail.
+    pub(crate) fn abandon(self) {
+        self.shared.gate.seal_unshared();
+        for w in self.shared.workers.iter() {
+            w.doorbell.ring(CONTROL);
+        }
+        self.shared.exits.wait(None);
+        for j in self.joins.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().filter_map(Option::take) {
+            let _ = j.join();
         }
     }
 

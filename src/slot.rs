@@ -270,8 +270,41 @@ impl<T> SlabMemory<T> {
     }
 }
 
+impl<T> SlabMemory<T> {
+    /// Hands every reply that was published and never taken to `f`, one at a
+    /// time, leaving its slot EMPTY. Replies are user values whose `Drop` may
+    /// panic: the caller of this decides how to drop each one, instead of
+    /// the slots dropping them all in one go (where a second panic, during
+    /// the unwinding of the first, would abort the process).
+    ///
+    /// `&mut self`: nobody else can reach the slots (the last owner of the
+    /// caller's shared state calls this), so no publish can race it.
+    pub(crate) fn take_ready(&mut self, mut f: impl FnMut(T)) {
+        let chunks = self.chunks.get_mut().unwrap_or_else(|e| e.into_inner());
+        for chunk in chunks.iter() {
+            // SAFETY: the chunk is alive (freed only in `drop`), and `&mut
+            // self` means no other thread uses its slots.
+            let slots = unsafe { chunk.as_ref() };
+            for slot in slots {
+                if slot.is_ready() {
+                    f(slot.take());
+                }
+            }
+        }
+    }
+}
+
 impl<T> Drop for SlabMemory<T> {
     fn drop(&mut self) {
+        // Whoever drops the memory last (a caller's thread-local destructor,
+        // or a worker that did not call `take_ready` first): each leftover
+        // reply is dropped on its own, and a panic from one is swallowed.
+        self.take_ready(|value| {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
+            {
+                drop(crate::error::take_panic_message(payload));
+            }
+        });
         let chunks = std::mem::take(&mut *self.chunks.lock().unwrap_or_else(|e| e.into_inner()));
         for chunk in chunks {
             // SAFETY: each chunk came from `Box::into_raw` in `Slab::grow` and
@@ -384,6 +417,34 @@ mod tests {
         // SAFETY: `memory` outlives every slot reference in this test.
         assert_eq!(unsafe { again.publish(3, &me) }, Err(3), "already answered");
         assert_eq!(slab.get(3).wait(Spin::NONE).0, 2);
+    }
+
+    /// Replies nobody took, whose `Drop` panics, left in the slab's memory
+    /// when its last owner lets go: each is dropped on its own, so a second
+    /// panic does not come during the unwinding of the first (which would
+    /// abort the process, and this test binary with it).
+    #[test]
+    fn leftover_replies_whose_drop_panics_are_dropped_one_by_one() {
+        use std::sync::atomic::{AtomicUsize as Counter, Ordering as O};
+        static DROPPED: Counter = Counter::new(0);
+        struct Boom;
+        impl Drop for Boom {
+            fn drop(&mut self) {
+                DROPPED.fetch_add(1, O::SeqCst);
+                panic!("boom");
+            }
+        }
+        let memory = SlabMemory::new();
+        let mut slab = Slab::<Boom>::new();
+        slab.grow(&memory);
+        let me = thread::current();
+        for i in 0..3 {
+            // SAFETY: `memory` outlives every slot reference in this test.
+            assert!(unsafe { slab.arm(i).publish(Boom, &me) }.is_ok());
+        }
+        drop(slab);
+        drop(memory);
+        assert_eq!(DROPPED.load(O::SeqCst), 3);
     }
 
     #[test]

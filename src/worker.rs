@@ -30,7 +30,7 @@
 //! each one reaches the panic handler.
 
 use crate::caller::{CallerShared, Envelope, Outcome, Registration};
-use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
+use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_AFTER, SCAN_EVERY};
 use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicHandler, PanicReport, Shared};
@@ -77,6 +77,9 @@ pub(crate) struct Worker<P: PoolItem> {
     carry: u64,
     /// Busy passes since the last scan of every lane.
     passes: u32,
+    /// When every lane was last scanned while busy.
+    #[cfg(not(shardpool_loom))]
+    last_scan: std::time::Instant,
 }
 
 impl<P: PoolItem> Worker<P> {
@@ -89,6 +92,8 @@ impl<P: PoolItem> Worker<P> {
             lanes: 0,
             carry: 0,
             passes: 0,
+            #[cfg(not(shardpool_loom))]
+            last_scan: std::time::Instant::now(),
         }
     }
 
@@ -118,9 +123,10 @@ impl<P: PoolItem> Worker<P> {
                 continue;
             }
             // Busy: now and then look at every lane, not only the hinted
-            // ones, for lazily announced pushes (`doorbell.rs`).
+            // ones, for lazily announced pushes (`doorbell.rs`): every
+            // `SCAN_EVERY` passes, or sooner if the passes are long.
             self.passes += 1;
-            if self.passes >= SCAN_EVERY {
+            if self.passes >= SCAN_EVERY || self.scan_due() {
                 self.passes = 0;
                 hints |= self.occupied();
             }
@@ -177,9 +183,7 @@ impl<P: PoolItem> Worker<P> {
                 let gone = self.buckets[b].swap_remove(i);
                 self.lanes -= 1;
                 WorkerCounters::set(&counters.callers, self.lanes as u64);
-                // Possibly the last owner of the caller's slots, which may
-                // hold responses nobody took: user values.
-                self.core.drop_user(gone, None, "dropping a retired caller's slots");
+                self.core.release(gone);
                 continue;
             }
             i += 1;
@@ -193,9 +197,20 @@ impl<P: PoolItem> Worker<P> {
         // Yield often: a caller may share this core, and must not wait for
         // the end of our spin to get it.
         let mut spinner = Spinner::new(Spin { budget: self.pool.config.worker_spin, yield_every: 64 });
+        let mut spins = 0u32;
         while spinner.spin() {
             if doorbell.pending() {
                 return;
+            }
+            // Lazily announced pushes become visible without any barrier;
+            // look for them now and then rather than only before parking.
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 {
+                let found = self.lanes_with_work();
+                if found != 0 {
+                    self.carry |= found;
+                    return;
+                }
             }
         }
         if !doorbell.try_sleep() {
@@ -222,6 +237,22 @@ impl<P: PoolItem> Worker<P> {
         }
         bump(&self.pool.workers[self.core.index].counters.parks, 1);
         doorbell.park_until_rung();
+    }
+
+    /// Whether `SCAN_AFTER` has passed since the last full scan (restarting
+    /// the clock if so). A clock read per busy pass, after the pass's
+    /// replies are out. Under loom only the pass count applies.
+    #[inline]
+    fn scan_due(&mut self) -> bool {
+        #[cfg(not(shardpool_loom))]
+        {
+            let now = std::time::Instant::now();
+            if now.duration_since(self.last_scan) >= SCAN_AFTER {
+                self.last_scan = now;
+                return true;
+            }
+        }
+        false
     }
 
     /// Hint bits of the lanes whose rings hold requests (Acquire loads of
@@ -279,8 +310,9 @@ impl<P: PoolItem> Worker<P> {
             core.drop_user(item, Some(id), "dropping the item at shutdown");
         }
         WorkerCounters::set(&self.counters().items, 0);
-        let lanes = std::mem::take(&mut self.buckets);
-        self.core.drop_user(lanes, None, "dropping the callers' slots at shutdown");
+        for lane in std::mem::take(&mut self.buckets).into_iter().flatten() {
+            self.core.release(lane);
+        }
         self.lanes = 0;
         WorkerCounters::set(&self.counters().callers, 0);
     }
@@ -418,6 +450,19 @@ impl<P: PoolItem> Core<P> {
 
     fn drop_user<T>(&self, value: T, id: Option<u64>, what: &str) {
         drop_user(&self.panic_handler, self.index, value, id, what);
+    }
+
+    /// Lets go of a lane (its ring is empty). If we were the last owner of
+    /// the caller's shared state, the replies it never took (user values)
+    /// are dropped here, one at a time.
+    fn release(&self, lane: Lane<P>) {
+        let Lane { caller, consumer } = lane;
+        drop(consumer);
+        if let Ok(mut caller) = Arc::try_unwrap(caller) {
+            caller.take_leftovers(|reply| {
+                self.drop_user(reply, None, "dropping a reply its caller never took")
+            });
+        }
     }
 }
 

@@ -71,3 +71,53 @@ fn a_nul_in_a_thread_name_fails_the_build_and_joins_the_started_workers() {
     assert!(matches!(err, Err(BuildError::ThreadName { worker: 1, .. })), "{err:?}");
     assert_eq!(exits.load(Ordering::SeqCst), 1);
 }
+
+/// Thread states dropped (worker exits) in the failed build below.
+static STATES_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread state whose drop takes a while, and worker 1 cannot build one.
+#[derive(Default)]
+struct SlowState;
+
+impl Drop for SlowState {
+    fn drop(&mut self) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        STATES_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct NoStateForOne;
+
+impl shardpool::PoolItem for NoStateForOne {
+    type Init = ();
+    type Api = ();
+    type Response = ();
+    type ThreadState = SlowState;
+    fn new_pool_item(_: u64, _: ()) -> Result<Self, shardpool::NewItemError> {
+        Ok(NoStateForOne)
+    }
+    fn process_message(&mut self, _: ()) {}
+    fn new_thread_state(worker: usize) -> SlowState {
+        assert_ne!(worker, 1, "no state for worker 1");
+        SlowState
+    }
+}
+
+/// The shutdown timeout bounds waits for workers stuck in user code, not
+/// the joining of a failed build: the started workers are joined whatever
+/// the timeout, their thread state dropped before `build` returns.
+#[test]
+fn a_failed_build_joins_its_started_workers_whatever_the_shutdown_timeout() {
+    let err = ThreadPool::<NoStateForOne>::builder()
+        .workers(2)
+        .pinning(Pinning::Off)
+        .shutdown_timeout(std::time::Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::WorkerStart { worker: 1, .. }), "{err:?}");
+    assert_eq!(
+        STATES_DROPPED.load(Ordering::SeqCst),
+        1,
+        "worker 0 was stopped and joined before build returned"
+    );
+}

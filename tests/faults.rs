@@ -173,9 +173,15 @@ impl Trap {
     }
 }
 
+/// Armed `Trap`s dropped (each one then panics).
+static SPRUNG: AtomicUsize = AtomicUsize::new(0);
+/// `Wait` requests whose handler has started waiting.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
 impl Drop for Trap {
     fn drop(&mut self) {
         if std::mem::take(&mut self.armed) {
+            SPRUNG.fetch_add(1, Ordering::SeqCst);
             panic!("{}", self.message);
         }
     }
@@ -363,6 +369,7 @@ impl PoolItem for Probe {
                 ProbeResponse::Unit
             }
             ProbeApi::Wait(gate) => {
+                WAITING.fetch_add(1, Ordering::SeqCst);
                 gate.wait();
                 ProbeResponse::Unit
             }
@@ -504,6 +511,21 @@ impl Request<Probe> for TrappedResponse {
                 trap.armed = false;
                 Some(())
             }
+            _ => None,
+        }
+    }
+}
+
+/// Answered with a value whose `Drop` panics, handed to the caller armed.
+struct KeptTrap(u64);
+impl Request<Probe> for KeptTrap {
+    type Response = Trap;
+    fn into_message(self) -> Message<Probe> {
+        Message::Call { id: self.0, request: ProbeApi::ReturnTrap }
+    }
+    fn from_reply(reply: Reply<Probe>) -> Option<Trap> {
+        match reply {
+            Reply::Response(ProbeResponse::Trapped(trap)) => Some(trap),
             _ => None,
         }
     }
@@ -1175,5 +1197,171 @@ fn statistics_count_an_answered_request_at_once() {
             misses.len(),
             &misses[..misses.len().min(5)]
         );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Found by review: leftovers, long spins, concurrent and hostage shutdowns.
+// ---------------------------------------------------------------------------
+
+/// Waits (bounded) until `n` `Wait` handlers have started.
+fn wait_for_waiters(n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while WAITING.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "the worker never started waiting");
+        std::thread::yield_now();
+    }
+}
+
+/// A batch whose responses all panic when dropped, dropped after its first
+/// response: each of the others is dropped (one panic must not strand the
+/// rest in their slots, where a worker or the thread's exit would later drop
+/// two in one go and abort), and the first panic reaches the caller.
+#[test]
+fn a_dropped_batch_whose_responses_panic_on_drop_drops_every_one() {
+    isolated("a_dropped_batch_whose_responses_panic_on_drop_drops_every_one", || {
+        let pool = Arc::new(probe_pool(1));
+        pool.send_and_receive_once(AddRequest::new(0, ProbeInit::value(0))).unwrap();
+        let p = pool.clone();
+        step("a caller thread drops a batch of booby-trapped responses, then exits");
+        std::thread::spawn(move || {
+            let mut r = p.send_and_receive((0..4).map(|_| KeptTrap(0))).unwrap();
+            r.next().unwrap().unwrap().armed = false;
+            let caught = catch_unwind(AssertUnwindSafe(|| drop(r)));
+            assert_eq!(payload_text(&*caught.expect_err("a response's drop panicked")), "response drop boom");
+            assert_eq!(SPRUNG.load(Ordering::SeqCst), 3, "every leftover response was dropped by the batch");
+        })
+        .join()
+        .unwrap();
+        step("the worker reclaims the exited caller and goes on");
+        assert_eq!(pool.send_and_receive_once(Bump(0)), Ok(1));
+        shutdown_cleanly(&pool);
+    });
+}
+
+/// A worker that idles with a long spin never parks, so it never reaches
+/// the poll before parking: it must still find a lazily announced push
+/// while the batch's iterator blocks.
+#[test]
+fn a_batch_iterator_that_blocks_while_the_worker_spins_long_sees_its_earlier_requests_processed() {
+    isolated(
+        "a_batch_iterator_that_blocks_while_the_worker_spins_long_sees_its_earlier_requests_processed",
+        || {
+            let pool = ThreadPool::<Probe>::builder()
+                .workers(1)
+                .pinning(Pinning::Off)
+                .worker_spin(Duration::from_secs(3600))
+                .exit_handler(|_| {
+                    EXITS.fetch_add(1, Ordering::SeqCst);
+                })
+                .build()
+                .unwrap();
+            pool.send_and_receive_once(AddRequest::new(0, ProbeInit::value(0))).unwrap();
+            step("a batch whose iterator waits at request 5 for the requests pushed before it");
+            let got: Vec<_> = pool
+                .send_and_receive(hooked_batch(Site::Iterator, Hook::WaitFor(AT as usize)))
+                .unwrap()
+                .collect();
+            assert!(
+                !STARVED.load(Ordering::SeqCst),
+                "pushed requests were never processed while user code blocked"
+            );
+            assert_eq!(got.len(), BATCH as usize);
+            shutdown_cleanly(&pool);
+        },
+    );
+}
+
+/// A shutdown with a short deadline returns at its deadline even while
+/// another shutdown, with a long one, waits for the same stuck worker.
+#[test]
+fn a_second_shutdown_with_a_short_deadline_returns_while_a_first_one_waits() {
+    isolated("a_second_shutdown_with_a_short_deadline_returns_while_a_first_one_waits", || {
+        let pool = Arc::new(probe_pool(1));
+        pool.send_and_receive_once(AddRequest::new(0, ProbeInit::value(0))).unwrap();
+        let p = pool.clone();
+        let stuck = std::thread::spawn(move || p.send_and_receive_once(Wait(0, 1)));
+        wait_for_waiters(1);
+        let p = pool.clone();
+        let first = std::thread::spawn(move || p.shutdown_timeout(Duration::MAX));
+        // Not synchronisation: only gives the first shutdown time to start
+        // waiting, so that the old bug (it held a lock the second one
+        // needed) would show. The outcome does not depend on it.
+        std::thread::sleep(Duration::from_millis(50));
+        step("the second shutdown, with a deadline of 100 ms");
+        assert_eq!(
+            pool.shutdown_timeout(Duration::from_millis(100)),
+            Err(Error::ShutdownTimedOut { stuck: vec![0] })
+        );
+        release(1);
+        assert_eq!(first.join().unwrap(), Ok(()));
+        assert_eq!(stuck.join().unwrap(), Ok(()));
+    });
+}
+
+/// A caller waiting for room in the ring of a worker stuck in user code
+/// waits outside the shutdown gate, so the other, healthy worker still
+/// quiesces: only the stuck worker is named, and the waiting call is
+/// refused once the pool closes.
+#[test]
+fn a_call_waiting_on_a_stuck_workers_full_ring_does_not_hold_the_other_workers_shutdown() {
+    isolated("a_call_waiting_on_a_stuck_workers_full_ring_does_not_hold_the_other_workers_shutdown", || {
+        let pool = Arc::new(
+            ThreadPool::<Probe>::builder()
+                .workers(2)
+                .pinning(Pinning::Off)
+                .ring_capacity(2)
+                .exit_handler(|_| {
+                    EXITS.fetch_add(1, Ordering::SeqCst);
+                })
+                .build()
+                .unwrap(),
+        );
+        for id in [0, 1] {
+            pool.send_and_receive_once(AddRequest::new(id, ProbeInit::value(0))).unwrap();
+        }
+        let p = pool.clone();
+        let stuck = std::thread::spawn(move || p.send_and_receive_once(Wait(1, 1)));
+        wait_for_waiters(1);
+        static CALLING: AtomicBool = AtomicBool::new(false);
+        let p = pool.clone();
+        let filler = std::thread::spawn(move || {
+            let inner = Arc::new(Mutex::new(None));
+            let (p2, inner2) = (p.clone(), inner.clone());
+            let mut n = 0;
+            // Two bumps fill this thread's ring to worker 1; then, from the
+            // iterator, a single call to worker 1 that finds it full.
+            let requests = std::iter::from_fn(move || {
+                n += 1;
+                if n <= 2 {
+                    return Some(Bump(1));
+                }
+                if n == 3 {
+                    CALLING.store(true, Ordering::SeqCst);
+                    *inner2.lock().unwrap() = Some(p2.send_and_receive_once(Bump(1)));
+                }
+                None
+            });
+            let batch: Vec<_> = p.send_and_receive(requests).unwrap().collect();
+            let inner = inner.lock().unwrap().take();
+            (batch, inner)
+        });
+        while !CALLING.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // Not synchronisation (see above): lets the call reach its wait.
+        std::thread::sleep(Duration::from_millis(50));
+        step("shutdown with worker 1 stuck and a call waiting for room in its ring");
+        assert_eq!(
+            pool.shutdown_timeout(Duration::from_secs(2)),
+            Err(Error::ShutdownTimedOut { stuck: vec![1] })
+        );
+        assert_eq!(EXITS.load(Ordering::SeqCst), 1, "worker 0 shut down");
+        release(1);
+        let (batch, inner) = filler.join().unwrap();
+        assert_eq!(batch, [Ok(1), Ok(2)], "the two bumps were in the ring before the pool closed");
+        assert_eq!(inner, Some(Err(Error::Shutdown)), "the waiting call was refused once the pool closed");
+        assert_eq!(stuck.join().unwrap(), Ok(()));
+        assert_eq!(pool.shutdown(), Ok(()));
     });
 }

@@ -98,6 +98,17 @@ impl Gate {
         Ok(first)
     }
 
+    /// Closes and seals a gate that no caller has ever entered (a pool whose
+    /// build failed, never handed out): with nobody inside or about to
+    /// enter, there is nothing for the barrier to order.
+    pub(crate) fn seal_unshared(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        #[cfg(shardpool_loom)]
+        self.heavy_done.store(true, Ordering::Relaxed);
+        // Release: pairs with the workers' Acquire in `is_sealed`.
+        self.sealed.store(true, Ordering::Release);
+    }
+
     /// Worker: whether shutdown has passed its heavy barrier, so the worker
     /// may quiesce. Read after a CONTROL bit.
     #[inline]
