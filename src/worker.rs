@@ -126,7 +126,8 @@ impl<P: PoolItem> Worker<P> {
             // ones, for lazily announced pushes (`doorbell.rs`): every
             // `SCAN_EVERY` passes, or sooner if the passes are long.
             self.passes += 1;
-            if self.passes >= SCAN_EVERY || self.scan_due() {
+            let due = self.scan_due();
+            if due || self.passes >= SCAN_EVERY {
                 self.passes = 0;
                 hints |= self.occupied();
             }
