@@ -126,9 +126,12 @@ impl<P: PoolItem> Worker<P> {
             // ones, for lazily announced pushes (`doorbell.rs`): every
             // `SCAN_EVERY` passes, or sooner if the passes are long.
             self.passes += 1;
-            let due = self.scan_due();
-            if due || self.passes >= SCAN_EVERY {
+            if self.passes >= SCAN_EVERY || self.scan_due() {
                 self.passes = 0;
+                #[cfg(not(shardpool_loom))]
+                {
+                    self.last_scan = std::time::Instant::now();
+                }
                 hints |= self.occupied();
             }
             let mut bits = hints;
@@ -240,19 +243,14 @@ impl<P: PoolItem> Worker<P> {
         doorbell.park_until_rung();
     }
 
-    /// Whether `SCAN_AFTER` has passed since the last full scan (restarting
-    /// the clock if so). A clock read per busy pass, after the pass's
-    /// replies are out. Under loom only the pass count applies.
+    /// Whether `SCAN_AFTER` has passed since the last full scan. A clock
+    /// read per busy pass, after the pass's replies are out. Under loom only
+    /// the pass count applies.
     #[inline]
-    fn scan_due(&mut self) -> bool {
+    fn scan_due(&self) -> bool {
         #[cfg(not(shardpool_loom))]
-        {
-            let now = std::time::Instant::now();
-            if now.duration_since(self.last_scan) >= SCAN_AFTER {
-                self.last_scan = now;
-                return true;
-            }
-        }
+        return self.last_scan.elapsed() >= SCAN_AFTER;
+        #[cfg(shardpool_loom)]
         false
     }
 
