@@ -50,9 +50,10 @@
 //! for a response. The pushes in between are found by the worker: before it
 //! parks (Q), every 64 spins while it idles, and, while it is busy with
 //! other callers, by a full scan of its lanes every [`SCAN_EVERY`] passes or
-//! [`SCAN_AFTER`], whichever comes first. So a push whose caller then
-//! blocks in user code is served within about one pass of the worker's
-//! other work plus `SCAN_AFTER` (a worker that was parked was rung).
+//! once [`SCAN_AFTER`] has passed (looked at every eighth pass), whichever
+//! comes first. So a push whose caller then blocks in user code is served
+//! within about eight passes of the worker's other work plus `SCAN_AFTER`
+//! (a worker that was parked was rung).
 //!
 //! Why no push is stranded, fence form (F and H SeqCst fences): if F comes
 //! before H in the fences' total order, Q (after H) sees P; if H comes
