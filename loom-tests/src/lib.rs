@@ -49,6 +49,30 @@ mod support {
         builder(workers, ring_capacity).build().expect("a pool builds under loom")
     }
 
+    /// Outcomes seen across all of a model's executions, recorded outside
+    /// loom (a std mutex, which loom neither tracks nor schedules). A model
+    /// whose property is about a race records which way each execution went
+    /// and asserts afterwards that every way was explored, so it cannot pass
+    /// vacuously because loom never reached the schedules that matter (see
+    /// the README on what loom 0.7 can miss).
+    #[derive(Clone, Default)]
+    pub struct Seen(std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+    impl Seen {
+        /// Records one execution's outcome.
+        pub fn insert(&self, outcome: impl Into<String>) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(outcome.into());
+        }
+
+        /// Panics unless every outcome in `expected` was recorded.
+        pub fn assert_all<'a>(&self, expected: impl IntoIterator<Item = &'a str>) {
+            let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            for outcome in expected {
+                assert!(seen.contains(outcome), "no execution had the outcome {outcome}; seen: {seen:?}");
+            }
+        }
+    }
+
     /// How many preemptions loom explores per execution.
     #[derive(Debug, Clone, Copy)]
     pub enum Preemptions {

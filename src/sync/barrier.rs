@@ -12,9 +12,10 @@
 //!   returns (a thread not running passes one when it is switched in).
 //! - **fences** (other systems, a kernel without the command, or opted out):
 //!   both are SeqCst fences.
-//! - **loom**: both are loom's SeqCst fence, which loom models exactly, and
-//!   `heavy` also yields, so that a model can run other threads in the middle
-//!   of a shutdown.
+//! - **loom**: both are loom's SeqCst fence, which loom models exactly.
+//!   (`heavy` does not also yield: loom never resumes a thread that yielded
+//!   while another can run, so a yield there would hide every schedule in
+//!   which shutdown carries on at once; `loom-tests/README.md`.)
 //!
 //! Once a pool's callers rely on compiler fences, `heavy` must never become a
 //! local fence: a failed `membarrier` is retried, and if it keeps failing
@@ -108,7 +109,6 @@ impl Barrier {
         #[cfg(shardpool_loom)]
         {
             loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
-            loom::thread::yield_now();
             Ok(())
         }
     }
