@@ -30,7 +30,7 @@
 //! each one reaches the panic handler.
 
 use crate::caller::{CallerShared, Envelope, Outcome, Registration};
-use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_AFTER, SCAN_EVERY};
+use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
 use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicHandler, PanicReport, Shared};
@@ -257,7 +257,7 @@ impl<P: PoolItem> Worker<P> {
     #[inline]
     fn scan_due(&self) -> bool {
         #[cfg(not(shardpool_loom))]
-        return self.last_scan.elapsed() >= SCAN_AFTER;
+        return self.last_scan.elapsed() >= crate::doorbell::SCAN_AFTER;
         #[cfg(shardpool_loom)]
         false
     }

@@ -35,6 +35,12 @@ mod support {
     /// and a caller straight to its slot's park, the paths with the most to
     /// get wrong. (Under loom pinning is a no-op and a non-zero spin is a
     /// single `yield_now`.)
+    ///
+    /// The pool rings its worker on every batch push (`membarrier(false)`,
+    /// the fence form's behaviour). A model of the lazy announcements of the
+    /// membarrier form turns them on with `.membarrier(true)` (`lazy.rs`,
+    /// and the carry model): both at once multiply every model's executions
+    /// past the suite's budget.
     pub fn builder(workers: usize, ring_capacity: usize) -> ThreadPoolBuilder<Echo> {
         ThreadPool::builder()
             .workers(workers)
@@ -42,6 +48,7 @@ mod support {
             .caller_spin(Duration::ZERO)
             .worker_spin(Duration::ZERO)
             .pinning(Pinning::Off)
+            .membarrier(false)
     }
 
     /// [`builder`]`(workers, ring_capacity).build()`.

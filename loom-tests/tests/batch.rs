@@ -31,8 +31,10 @@ fn batch_wrapping_the_ring_is_answered_in_order() {
 /// three are answered, in order; worker 1 only sleeps and shuts down.
 #[test]
 fn batch_stalled_on_a_full_ring_is_answered_in_order() {
-    check(Preemptions::Env, || {
-        let pool = pool(2, 2);
+    // Three threads and a whole batch's life: one preemption keeps it within
+    // the suite's budget (two take 1,166,572 executions, about 3.5 minutes).
+    check(Preemptions::AtMost(1), || {
+        let pool = builder(2, 2).membarrier(true).build().unwrap();
         let ids: Vec<u64> = pool
             .send_and_receive([0, 2, 4].map(|id| AddRequest::new(id, ())))
             .unwrap()
@@ -50,7 +52,9 @@ fn batch_stalled_on_a_full_ring_is_answered_in_order() {
 #[test]
 fn lane_left_non_empty_by_max_batch_is_carried_to_the_next_pass() {
     check(Preemptions::Env, || {
-        let pool = builder(1, 3).max_batch(1).build().unwrap();
+        // With lazy announcements: the pushes are rung once, at the end of
+        // the burst, which the carry must then make last.
+        let pool = builder(1, 3).max_batch(1).membarrier(true).build().unwrap();
         let ids: Vec<u64> = pool
             .send_and_receive((0..3).map(|id| AddRequest::new(id, ())))
             .unwrap()
@@ -71,8 +75,11 @@ fn lane_left_non_empty_by_max_batch_is_carried_to_the_next_pass() {
 /// back, each batch in its own order.
 #[test]
 fn second_batch_stalled_behind_the_firsts_full_ring_is_answered_in_order() {
-    check(Preemptions::Env, || {
-        let pool = pool(2, 1);
+    // As above: one preemption (two take 538,900 executions, about 2.3
+    // minutes); the stall is still reached, as the mutation in the README's
+    // table shows.
+    check(Preemptions::AtMost(1), || {
+        let pool = builder(2, 1).membarrier(true).build().unwrap();
         let mut first = pool.send_and_receive([1, 0].map(|id| AddRequest::new(id, ()))).unwrap();
         assert_eq!(first.next().unwrap().unwrap().id, 1);
         let second: Vec<u64> =

@@ -40,6 +40,10 @@ pub(crate) struct BarrierFailed(pub(crate) i32);
 pub(crate) struct Barrier {
     #[cfg(not(shardpool_loom))]
     membarrier: bool,
+    /// Under loom: whether the pool models lazy announcements (the
+    /// membarrier form's protocol) or rings every push (the fence form's).
+    #[cfg(shardpool_loom)]
+    lazy: bool,
 }
 
 impl Barrier {
@@ -53,21 +57,22 @@ impl Barrier {
         }
         #[cfg(shardpool_loom)]
         {
-            let _ = allowed;
-            Self {}
+            Self { lazy: allowed }
         }
     }
 
     /// Whether [`light`](Self::light) is cheap enough to pass after every
     /// push, so that batches may announce their pushes lazily
-    /// (`src/doorbell.rs`): in the membarrier form, and under loom, whose
-    /// models check the fence form of that protocol.
+    /// (`src/doorbell.rs`): in the membarrier form. Under loom, the pool's
+    /// `membarrier` setting chooses which of the two shipped behaviours a
+    /// model explores (lazy announcements, checked in their fence form, or
+    /// a ring per push), since both together multiply a model's executions.
     #[inline]
     pub(crate) fn lazy_announcements(&self) -> bool {
         #[cfg(not(shardpool_loom))]
         return self.membarrier;
         #[cfg(shardpool_loom)]
-        true
+        self.lazy
     }
 
     /// The cheap side: a compiler fence in the membarrier form, a SeqCst
