@@ -379,6 +379,28 @@ pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -
     outcome.and_then(|reply| R::from_reply(reply).ok_or(Error::UnexpectedResponse { id }))
 }
 
+/// A batch's requests in flight, in request order: a list threaded through
+/// the caller's per-slot links (`Local::links`), so it allocates nothing.
+struct InFlight {
+    head: u32,
+    tail: u32,
+    len: usize,
+}
+
+impl InFlight {
+    /// Links slot `idx` (request for `id`) at the tail.
+    fn link(&mut self, links: &mut [(u32, u64)], idx: u32, id: u64) {
+        links[idx as usize] = (NIL, id);
+        if self.tail == NIL {
+            self.head = idx;
+        } else {
+            links[self.tail as usize].0 = idx;
+        }
+        self.tail = idx;
+        self.len += 1;
+    }
+}
+
 /// A request taken from the caller's iterator, with its slot armed, not yet
 /// in its ring (the ring was full).
 struct Stalled<P: PoolItem> {
@@ -447,10 +469,11 @@ pub struct Responses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> {
     pool: &'a Shared<P>,
     handle: Rc<CallerHandle<P>>,
     requests: Fuse<I>,
-    head: u32,
-    tail: u32,
-    in_flight: usize,
+    list: InFlight,
     sent: usize,
+    /// Whether pushes of this batch were announced lazily and may not be
+    /// rung yet (`announce_touched` is then due at the end of the fill).
+    unrung: bool,
     stalled: Option<Stalled<P>>,
     _marker: PhantomData<fn() -> R>,
 }
@@ -465,10 +488,9 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             pool,
             handle,
             requests: requests.fuse(),
-            head: NIL,
-            tail: NIL,
-            in_flight: 0,
+            list: InFlight { head: NIL, tail: NIL, len: 0 },
             sent: 0,
+            unrung: false,
             stalled: None,
             _marker: PhantomData,
         })
@@ -546,30 +568,18 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         }
     }
 
-    /// Links slot `idx` (request for `id`) at the tail of the in-flight list.
-    fn enqueue(&mut self, local: &mut Local<P>, idx: u32, id: u64) {
-        local.links[idx as usize] = (NIL, id);
-        if self.tail == NIL {
-            self.head = idx;
-        } else {
-            local.links[self.tail as usize].0 = idx;
-        }
-        self.tail = idx;
-        self.in_flight += 1;
-    }
-
     /// Pushes one request inside the gate and announces it at once, or
     /// answers it on the spot if the pool shut down. Returns `false` if its
     /// ring is full: it is kept in `stalled`. Calls no user code while our
     /// state is borrowed; a refused request is dropped after.
     fn push(&mut self, s: Stalled<P>) -> bool {
-        let handle = self.handle.clone();
+        let handle = &self.handle;
         let mut local = handle.local.borrow_mut();
         if let Err(e) = self.pool.gate.enter(&handle.shared.presence) {
             let slot = local.slab.get(s.idx);
             slot.disarm();
             slot.fill_local(Err(e));
-            self.enqueue(&mut local, s.idx, s.id);
+            self.list.link(&mut local.links, s.idx, s.id);
             // Counted as sent when it was taken: it was not.
             self.sent -= 1;
             drop(local);
@@ -581,11 +591,12 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {
-                self.enqueue(&mut local, idx, id);
+                self.list.link(&mut local.links, idx, id);
                 // Announced before control goes back to user code: rung, or
                 // lazily, to be rung with the burst.
                 if handle.announce_push(worker) {
                     local.touched[worker] = true;
+                    self.unrung = true;
                 }
                 true
             }
@@ -601,14 +612,15 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
     /// ring is full, then rings the workers of the burst.
     fn fill(&mut self) {
         self.send();
-        let handle = self.handle.clone();
-        handle.announce_touched(&mut handle.local.borrow_mut());
+        if std::mem::take(&mut self.unrung) {
+            self.handle.announce_touched(&mut self.handle.local.borrow_mut());
+        }
     }
 
     fn send(&mut self) {
         // Refill only once half the window has drained, so requests leave in
         // bursts rather than one per response.
-        if self.in_flight > self.pool.config.window / 2 {
+        if self.list.len > self.pool.config.window / 2 {
             return;
         }
         if let Some(s) = self.stalled.take() {
@@ -616,7 +628,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 return;
             }
         }
-        while self.in_flight < self.pool.config.window {
+        while self.list.len < self.pool.config.window {
             // User code (the iterator, `into_message`, `placement`): every
             // request pushed so far has been announced, and no state of ours
             // is borrowed.
@@ -624,9 +636,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             let msg = request.into_message();
             let id = msg.id();
             let route = self.pool.route::<P>(id);
-            let handle = self.handle.clone();
-            let mut local = handle.local.borrow_mut();
-            let idx = local.alloc(&handle.shared);
+            let mut local = self.handle.local.borrow_mut();
+            let idx = local.alloc(&self.handle.shared);
             match route {
                 Ok(worker) => {
                     let env = Envelope { msg, slot: local.slab.arm(idx) };
@@ -640,7 +651,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 }
                 Err(e) => {
                     local.slab.get(idx).fill_local(Err(e));
-                    self.enqueue(&mut local, idx, id);
+                    self.list.link(&mut local.links, idx, id);
                     drop(local);
                     drop(msg);
                 }
@@ -658,34 +669,34 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         // Nothing of ours in flight but a request stuck behind a full ring:
         // the ring holds another batch's requests (same thread, nested), which
         // the worker is draining. Wait for room.
-        while self.head == NIL && self.stalled.is_some() {
+        while self.list.head == NIL && self.stalled.is_some() {
             backoff.wait();
             self.fill();
         }
-        if self.head == NIL {
+        if self.list.head == NIL {
             return None;
         }
-        let idx = self.head;
+        let idx = self.list.head;
         let (outcome, id, parked) = {
             let mut local = self.handle.local.borrow_mut();
             let spin = if local.slab.get(idx).is_ready() { Spin::NONE } else { self.handle.spin(None) };
             let (outcome, parked) = local.slab.get(idx).wait(spin);
             let (next, id) = local.links[idx as usize];
-            self.head = next;
+            self.list.head = next;
             if next == NIL {
-                self.tail = NIL;
+                self.list.tail = NIL;
             }
             local.free.push(idx);
             (outcome, id, parked)
         };
         self.handle.after_wait(parked);
-        self.in_flight -= 1;
+        self.list.len -= 1;
         Some(decode::<P, R>(id, outcome))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let (lo, hi) = self.requests.size_hint();
-        let extra = self.in_flight + usize::from(self.stalled.is_some());
+        let extra = self.list.len + usize::from(self.stalled.is_some());
         (lo.saturating_add(extra), hi.and_then(|h| h.checked_add(extra)))
     }
 }
@@ -706,17 +717,16 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
                 backoff.wait();
             }
         }
-        let handle = self.handle.clone();
-        handle.announce_touched(&mut handle.local.borrow_mut());
+        self.handle.announce_touched(&mut self.handle.local.borrow_mut());
         // Responses are user values: a `Drop` that panics must not stop us
         // from taking the rest (they would be left to a worker or to this
         // thread's exit). The first panic is raised again once all are in.
         let mut first_panic = None;
-        while self.head != NIL {
-            let idx = self.head;
+        while self.list.head != NIL {
+            let idx = self.list.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
             let (outcome, _) = local.slab.get(idx).wait(self.handle.spin(None));
-            self.head = local.links[idx as usize].0;
+            self.list.head = local.links[idx as usize].0;
             local.free.push(idx);
             // The response may run user code when dropped: not under a borrow.
             drop(local);

@@ -213,10 +213,15 @@ impl<P: PoolItem> Worker<P> {
             // (a long `worker_spin` would otherwise strand them).
             // NB: not often: a worker that polls the rings while a caller
             // is still pushing its burst drains it a few requests at a time,
-            // chasing the caller through the ring's cache lines. Polling
-            // every 64 spins took the batch row (`cargo bench --bench batch
-            // -- 1w/1024`) from 6.9 to 4.5 M/s against the code before lazy
-            // announcements, in one run; every 1024 spins, 6.4 against 7.0.
+            // chasing the caller through the ring's cache lines (`perf`
+            // put 96% of `Responses::push` on its store into the ring).
+            // `cargo bench --bench batch -- "(shardpool|rtrb_pair)/1w/1024"`,
+            // builds alternated in one run while the VM was in its slow
+            // phase (rtrb pair ~33 M/s): polling every 64 spins 4.5 M/s,
+            // every 1024 spins 6.3-6.5, commit 5a21a90 (before lazy
+            // announcements) 6.9-7.1. In the fast phase (rtrb pair ~135 M/s)
+            // the two spacings measured alike (15.6-16.0 M/s; 5a21a90
+            // 19.2-19.4).
             spins = spins.wrapping_add(1);
             if spins % 1024 == 0 {
                 let found = self.lanes_with_work();
