@@ -13,7 +13,7 @@ use common::mtp::{self, MtpMean, MtpSum};
 use common::place;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
-use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, ThreadPool};
 use std::hint::black_box;
 use std::time::Duration;

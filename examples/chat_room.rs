@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo run --example chat_room`.
 
-use shardpool::samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
+use shardpool_samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
 use shardpool::ThreadPool;
 use std::sync::Arc;
 

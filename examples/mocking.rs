@@ -9,7 +9,7 @@
 //! The same checks run as `cargo test --test mock`; this example prints each
 //! step. Run with `cargo run --example mocking`.
 
-use shardpool::samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
+use shardpool_samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
 use shardpool::{AddRequest, AddResponse, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiverMock};
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //!
 //! Run with `cargo run --example nested_pools`.
 
-use shardpool::samples::{
+use shardpool_samples::{
     ChildrenRequest, Randoms, RandomsBatch, RandomsBatchInit, SumOfSumsRequest, SumRequest,
 };
 use shardpool::{AddRequest, Error, IdProvider, ThreadPool};

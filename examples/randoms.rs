@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo run --release --example randoms`.
 
-use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Error, RemoveRequest, ThreadPool};
 use std::hint::black_box;
 use std::time::Instant;

@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo run --example rc_state`.
 
-use shardpool::samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
+use shardpool_samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
 use shardpool::ThreadPool;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

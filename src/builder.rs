@@ -37,7 +37,7 @@ type NameFn = Box<dyn FnMut(usize) -> String>;
 /// `ThreadPoolBuilder`.
 ///
 /// ```
-/// use shardpool::samples::Randoms;
+/// use shardpool_samples::Randoms;
 /// use shardpool::{Pinning, ThreadPoolBuilder};
 /// use std::time::Duration;
 ///
@@ -195,7 +195,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// every pool of the process. Elsewhere than Linux it has no effect.
     ///
     /// ```
-    /// use shardpool::samples::Randoms;
+    /// use shardpool_samples::Randoms;
     /// use shardpool::ThreadPool;
     ///
     /// let pool = ThreadPool::<Randoms>::builder().workers(1).membarrier(false).build()?;
@@ -280,7 +280,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// already started are stopped and joined before `build` returns.
     ///
     /// ```
-    /// use shardpool::samples::Randoms;
+    /// use shardpool_samples::Randoms;
     /// use shardpool::{BuildError, ThreadPool};
     ///
     /// let err = ThreadPool::<Randoms>::builder().ring_capacity(usize::MAX).build().unwrap_err();

@@ -444,7 +444,7 @@ struct Stalled<P: PoolItem> {
 ///
 /// ```compile_fail
 /// #![deny(unused_must_use)]
-/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool_samples::{Randoms, RandomsInit};
 /// use shardpool::{AddRequest, ThreadPool};
 ///
 /// fn add_all(pool: &ThreadPool<Randoms>) -> Result<(), shardpool::Error> {
@@ -456,7 +456,7 @@ struct Stalled<P: PoolItem> {
 /// `Responses` belongs to the thread that made it:
 ///
 /// ```compile_fail
-/// use shardpool::samples::{Randoms, SumRequest};
+/// use shardpool_samples::{Randoms, SumRequest};
 /// use shardpool::ThreadPool;
 ///
 /// fn assert_send<T: Send>(_: &T) {}
@@ -503,7 +503,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
     /// because the pool shut down, are not counted.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(2)?;
@@ -527,7 +527,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
     /// is what a batch with side effects (adds, updates) usually wants.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, Error, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(2)?;

@@ -12,7 +12,7 @@ use std::ops::Range;
 /// pick the same id twice.
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool_samples::{Randoms, RandomsInit};
 /// use shardpool::{AddRequest, IdProvider, ThreadPool};
 /// use std::sync::Arc;
 ///

@@ -187,7 +187,7 @@ pub trait Request<P: PoolItem>: Send {
 /// [`Error::InitFailed`](crate::Error::InitFailed).
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool_samples::{Randoms, RandomsInit};
 /// use shardpool::{AddRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(1).unwrap();
@@ -234,7 +234,7 @@ impl<P: PoolItem> Request<P> for AddRequest<P> {
 /// [`RemoveResponse`] that says whether it existed.
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool_samples::{Randoms, RandomsInit};
 /// use shardpool::{AddRequest, RemoveRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(1).unwrap();

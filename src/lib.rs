@@ -19,7 +19,7 @@
 //!   worker, a lost batch or a hang.
 //!
 //! ```
-//! use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+//! use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 //! use shardpool::{AddRequest, RemoveRequest, ThreadPool};
 //!
 //! let pool = ThreadPool::<Randoms>::new(2)?;
@@ -38,10 +38,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
-// The paths `#[pool_item]` generates start with `::shardpool`, which this
-// makes valid inside the crate too (for the samples).
-extern crate self as shardpool;
-
 mod builder;
 mod caller;
 mod doorbell;
@@ -56,7 +52,6 @@ mod mock;
 mod pool;
 #[cfg(feature = "macros")]
 pub mod porting;
-pub mod samples;
 mod sender;
 mod slot;
 mod stats;

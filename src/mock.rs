@@ -54,7 +54,7 @@ struct State<P: PoolItem> {
 /// is called, not as the responses are read.
 ///
 /// ```
-/// use shardpool::samples::{MeanRequest, MeanResponse, Randoms};
+/// use shardpool_samples::{MeanRequest, MeanResponse, Randoms};
 /// use shardpool::{Error, SenderAndReceiver, SenderAndReceiverMock};
 ///
 /// // Canned answers, requests unchecked.
@@ -73,12 +73,12 @@ struct State<P: PoolItem> {
 /// (a [`ThreadPool`](crate::ThreadPool) in production). A test then builds
 /// the item directly around a mock (no pool, no worker, no thread) and
 /// calls its methods. Here the item is the samples'
-/// [`RandomsBatch`](crate::samples::RandomsBatch), which creates its
+/// [`RandomsBatch`](shardpool_samples::RandomsBatch), which creates its
 /// children when built, asks them for their sums, and removes them when
 /// dropped:
 ///
 /// ```
-/// use shardpool::samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
+/// use shardpool_samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
 /// use shardpool::{AddRequest, AddResponse, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiverMock};
 /// use std::sync::Arc;
 ///
@@ -116,7 +116,8 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// A mock with an empty script.
     ///
     /// ```
-    /// use shardpool::{samples::Randoms, SenderAndReceiverMock};
+    /// use shardpool::SenderAndReceiverMock;
+    /// use shardpool_samples::Randoms;
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new();
     /// assert!(mock.is_complete());
@@ -129,7 +130,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// (messaging_thread_pool's `SenderAndReceiverMock::new`).
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, SumRequest, SumResponse};
+    /// use shardpool_samples::{Randoms, SumRequest, SumResponse};
     /// use shardpool::{SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::with_responses([
@@ -153,7 +154,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// If the two lists differ in length.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, SumRequest, SumResponse};
+    /// use shardpool_samples::{Randoms, SumRequest, SumResponse};
     /// use shardpool::{SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::with_expected_requests(
@@ -186,7 +187,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// Queues `reply` as the answer to the next request, whatever it is.
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, MeanResponse, Randoms};
+    /// use shardpool_samples::{MeanRequest, MeanResponse, Randoms};
     /// use shardpool::{SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new().respond(MeanResponse { id: 5, mean: 1 });
@@ -200,7 +201,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// Queues `error` as the answer to the next request, whatever it is.
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, Randoms};
+    /// use shardpool_samples::{MeanRequest, Randoms};
     /// use shardpool::{Error, SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new().respond_err(Error::UnknownId { id: 5 });
@@ -218,7 +219,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// with no `PartialEq`, so it is not compared).
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit, SumRequest, SumResponse};
+    /// use shardpool_samples::{Randoms, RandomsInit, SumRequest, SumResponse};
     /// use shardpool::{AddRequest, AddResponse, SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new()
@@ -241,7 +242,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// with `error`. See [`expect`](Self::expect) for how requests compare.
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, Randoms};
+    /// use shardpool_samples::{MeanRequest, Randoms};
     /// use shardpool::{Error, SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new()
@@ -271,7 +272,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// How many requests the mock has received.
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, MeanResponse, Randoms};
+    /// use shardpool_samples::{MeanRequest, MeanResponse, Randoms};
     /// use shardpool::{SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::with_responses([MeanResponse { id: 1, mean: 0 }]);
@@ -287,7 +288,8 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// Whether any request has been received.
     ///
     /// ```
-    /// use shardpool::{samples::Randoms, SenderAndReceiverMock};
+    /// use shardpool::SenderAndReceiverMock;
+    /// use shardpool_samples::Randoms;
     ///
     /// assert!(!SenderAndReceiverMock::<Randoms>::new().was_called());
     /// ```
@@ -298,7 +300,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// How many steps of the script are still to be used.
     ///
     /// ```
-    /// use shardpool::samples::{MeanResponse, Randoms};
+    /// use shardpool_samples::{MeanResponse, Randoms};
     /// use shardpool::SenderAndReceiverMock;
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::with_responses([MeanResponse { id: 1, mean: 0 }]);
@@ -311,7 +313,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// Whether every step has been used and no request went wrong.
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, MeanResponse, Randoms};
+    /// use shardpool_samples::{MeanRequest, MeanResponse, Randoms};
     /// use shardpool::{SenderAndReceiver, SenderAndReceiverMock};
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::with_responses([MeanResponse { id: 1, mean: 0 }]);
@@ -332,7 +334,7 @@ impl<P: PoolItem> SenderAndReceiverMock<P> {
     /// Listing the steps left and the requests that went wrong, if any.
     ///
     /// ```should_panic
-    /// use shardpool::samples::{SumRequest, SumResponse, Randoms};
+    /// use shardpool_samples::{SumRequest, SumResponse, Randoms};
     /// use shardpool::SenderAndReceiverMock;
     ///
     /// let mock = SenderAndReceiverMock::<Randoms>::new().expect(SumRequest(1), SumResponse { id: 1, sum: 0 });
@@ -460,7 +462,8 @@ impl<P: PoolItem> fmt::Debug for SenderAndReceiverMock<P> {
 /// A canned answer to an [`AddRequest`](crate::AddRequest).
 ///
 /// ```
-/// use shardpool::{samples::Randoms, AddResponse, Reply};
+/// use shardpool::{AddResponse, Reply};
+/// use shardpool_samples::Randoms;
 ///
 /// assert!(matches!(Reply::<Randoms>::from(AddResponse { id: 3 }), Reply::Added { id: 3 }));
 /// ```
@@ -473,7 +476,8 @@ impl<P: PoolItem> From<AddResponse> for Reply<P> {
 /// A canned answer to a [`RemoveRequest`](crate::RemoveRequest).
 ///
 /// ```
-/// use shardpool::{samples::Randoms, RemoveResponse, Reply};
+/// use shardpool::{RemoveResponse, Reply};
+/// use shardpool_samples::Randoms;
 ///
 /// let reply = Reply::<Randoms>::from(RemoveResponse { id: 3, existed: true });
 /// assert!(matches!(reply, Reply::Removed { id: 3, existed: true }));

@@ -198,7 +198,7 @@ impl<P: PoolItem> Shared<P> {
 /// Dropping the pool shuts it down (see [`shutdown`](Self::shutdown)).
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+/// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 /// use shardpool::{AddRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(2)?;
@@ -228,7 +228,8 @@ impl<P: PoolItem> ThreadPool<P> {
     /// A pool with `workers` threads and default settings.
     ///
     /// ```
-    /// use shardpool::{samples::Randoms, BuildError, ThreadPool};
+    /// use shardpool::{BuildError, ThreadPool};
+    /// use shardpool_samples::Randoms;
     ///
     /// assert_eq!(ThreadPool::<Randoms>::new(2).unwrap().thread_count(), 2);
     /// assert!(matches!(ThreadPool::<Randoms>::new(0), Err(BuildError::ZeroWorkers)));
@@ -266,7 +267,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// on [`Responses`].
     ///
     /// ```
-    /// use shardpool::samples::{MeanRequest, Randoms, RandomsInit};
+    /// use shardpool_samples::{MeanRequest, Randoms, RandomsInit};
     /// use shardpool::{AddRequest, Error, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(2)?;
@@ -289,7 +290,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// Sends one request and waits for its response.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+    /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
     /// use shardpool::{AddRequest, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(1)?;
@@ -324,7 +325,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// workers then stop on their own.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, Error, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(1)?;
@@ -352,7 +353,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// again; dropping the pool detaches them.
     ///
     /// ```
-    /// use shardpool::samples::Randoms;
+    /// use shardpool_samples::Randoms;
     /// use shardpool::ThreadPool;
     /// use std::time::Duration;
     ///
@@ -424,7 +425,7 @@ impl<P: PoolItem> ThreadPool<P> {
     /// worker).
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, ThreadPool};
     ///
     /// let pool = ThreadPool::<Randoms>::new(2)?;

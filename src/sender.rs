@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// and the outer `Result` fails only if nothing could be sent at all.
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+/// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 /// use shardpool::{AddRequest, Error, SenderAndReceiver, ThreadPool};
 ///
 /// /// The total of the sums of `ids`, from whatever pool it is given.
@@ -59,7 +59,7 @@ pub trait SenderAndReceiver<P: PoolItem> {
 /// The real thing: requests go to the pool's workers.
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit};
+/// use shardpool_samples::{Randoms, RandomsInit};
 /// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(1)?;
@@ -114,7 +114,7 @@ forward_to_inner! {
     /// sends as the pool does.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
     /// use std::sync::Arc;
     ///
@@ -133,7 +133,7 @@ forward_to_inner! {
     /// A borrowed pool sends as the pool does.
     ///
     /// ```
-    /// use shardpool::samples::{Randoms, RandomsInit};
+    /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, SenderAndReceiver, ThreadPool};
     ///
     /// fn add(pool: impl SenderAndReceiver<Randoms>, id: u64) -> u64 {

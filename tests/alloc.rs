@@ -1,6 +1,6 @@
 //! Steady-state calls allocate nothing: not on the caller, not on the worker.
 
-use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Pinning, ThreadPool};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! What a batch sends: exactly the requests taken from its iterator, all of
 //! them with `collect_all`, and only as far as it was driven otherwise.
 
-use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Error, Pinning, ThreadPool};
 
 fn pool(ring: usize) -> ThreadPool<Randoms> {

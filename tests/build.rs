@@ -1,7 +1,7 @@
 //! `build()`: every setting validated with a typed error, and a failed
 //! build stops and joins the workers it started, whatever failed.
 
-use shardpool::samples::Randoms;
+use shardpool_samples::Randoms;
 use shardpool::{BuildError, Pinning, ThreadPool, ThreadPoolBuilder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ fn ring_capacities_past_the_limit_are_typed_errors_not_panics_at_the_first_call(
     let max = ThreadPoolBuilder::<Randoms>::MAX_RING_CAPACITY;
     let pool = builder().workers(1).ring_capacity(max).build().unwrap();
     let added = pool
-        .send_and_receive_once(shardpool::AddRequest::new(1, shardpool::samples::RandomsInit { count: 1 }));
+        .send_and_receive_once(shardpool::AddRequest::new(1, shardpool_samples::RandomsInit { count: 1 }));
     assert_eq!(added.unwrap().id, 1);
 }
 

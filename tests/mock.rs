@@ -1,7 +1,7 @@
 //! `SenderAndReceiverMock`: scripts, expectations, failures, threads, and the
 //! pattern it exists for: unit-testing an item that owns a child pool.
 
-use shardpool::samples::{
+use shardpool_samples::{
     BatchShutdown, MeanRequest, MeanResponse, Randoms, RandomsBatch, RandomsBatchInit, RandomsInit,
     SumOfSumsRequest, SumRequest, SumResponse,
 };

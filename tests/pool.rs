@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{
     AddRequest, BuildError, Error, PanicReport, Pinning, RemoveRequest, ThreadPool, ThreadPoolBuilder,
 };

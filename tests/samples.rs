@@ -1,7 +1,7 @@
 //! The samples on real pools: the chat room, the `!Send` session, nested
 //! pools (shared and owned child pools), and the id provider.
 
-use shardpool::samples::{
+use shardpool_samples::{
     BatchShutdown, ChatRoom, ChatRoomInit, ChildrenRequest, HistoryRequest, LogActionRequest, LogRequest,
     PostRequest, Randoms, RandomsBatch, RandomsBatchInit, SumOfSumsRequest, SumRequest, UserSession,
     UserSessionInit,
@@ -160,7 +160,7 @@ fn a_batch_whose_children_cannot_be_created_is_not_created() -> Res {
     let children = Arc::new(ThreadPool::<Randoms>::new(1)?);
     let ids = Arc::new(IdProvider::new(0));
     // Child 1 exists already: the batch's second child collides with it.
-    children.send_and_receive_once(AddRequest::new(1, shardpool::samples::RandomsInit { count: 1 }))?;
+    children.send_and_receive_once(AddRequest::new(1, shardpool_samples::RandomsInit { count: 1 }))?;
     let batches = Batches::new(1)?;
     let init = RandomsBatchInit {
         children: 3,

@@ -1,6 +1,6 @@
 //! The same bench items in messaging_thread_pool 5's terms: `MtpEcho`
 //! (ping and burn, like [`Echo`](super::echo::Echo)) and `MtpRandoms` (the
-//! very same numbers and arithmetic as shardpool's `samples::Randoms`).
+//! very same numbers and arithmetic as shardpool's `shardpool_samples::Randoms`).
 
 use super::echo::ITEMS;
 use super::place;
@@ -9,7 +9,7 @@ use messaging_thread_pool::request_response::RequestResponse;
 use messaging_thread_pool::{
     pool_item, AddResponse, IdTargeted, RequestWithResponse, ThreadPool, ThreadRequestResponse,
 };
-use shardpool::samples::Randoms;
+use shardpool_samples::Randoms;
 
 /// The trivial item.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use crate::common::rtrb_pair::RtrbPair;
 use crate::measure::{fmt_ns, fmt_rate, fmt_x, ns_per_elem, Budget, Floor, Floors};
 use crate::table::Table;
 use rayon::prelude::*;
-use shardpool::samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, ThreadPool};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};

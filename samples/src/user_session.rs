@@ -1,6 +1,6 @@
 //! `UserSession`: an item whose state is not `Send`.
 
-use crate::pool_item;
+use shardpool::pool_item;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -24,7 +24,7 @@ impl HistoryTracker {
 /// and responses cross threads.
 ///
 /// ```
-/// use shardpool::samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
+/// use shardpool_samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
 /// use shardpool::ThreadPool;
 ///
 /// let pool = ThreadPool::<UserSession>::new(2)?;
@@ -44,7 +44,7 @@ impl HistoryTracker {
 /// The session is indeed not `Send`:
 ///
 /// ```compile_fail,E0277
-/// use shardpool::samples::UserSession;
+/// use shardpool_samples::UserSession;
 ///
 /// fn send<T: Send>(_: T) {}
 /// send(UserSession::new(1)); // error: `Rc<RefCell<Vec<String>>>` cannot be sent between threads
@@ -54,7 +54,7 @@ impl HistoryTracker {
 /// rejected:
 ///
 /// ```compile_fail,E0277
-/// use shardpool::samples::UserSession;
+/// use shardpool_samples::UserSession;
 /// use shardpool::{Message, Reply, Request};
 /// use std::rc::Rc;
 ///

@@ -1,8 +1,8 @@
 //! `RandomsBatch`: items of one pool that each own children in another pool
 //! and fan work out to them (messaging_thread_pool's two-level sample).
 
-use crate::samples::{Randoms, RandomsInit, SumRequest};
-use crate::{pool_item, AddRequest, Error, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiver};
+use crate::{Randoms, RandomsInit, SumRequest};
+use shardpool::{pool_item, AddRequest, Error, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiver};
 use std::fmt;
 use std::sync::{mpsc, Arc};
 
@@ -47,12 +47,12 @@ pub struct BatchShutdown {
 /// sums, and removes them when it is removed or its pool shuts down.
 ///
 /// The child pool is any [`SenderAndReceiver<Randoms>`]: a real pool, or a
-/// [`SenderAndReceiverMock`](crate::SenderAndReceiverMock) in tests, where a
+/// [`SenderAndReceiverMock`](shardpool::SenderAndReceiverMock) in tests, where a
 /// batch can be built and called directly, with no thread at all (see
 /// `tests/mock.rs` and `examples/mocking.rs`).
 ///
 /// ```
-/// use shardpool::samples::{
+/// use shardpool_samples::{
 ///     BatchShutdown, ChildrenRequest, Randoms, RandomsBatch, RandomsBatchInit, SumOfSumsRequest, SumRequest,
 /// };
 /// use shardpool::{AddRequest, Error, IdProvider, ThreadPool};

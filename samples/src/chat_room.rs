@@ -1,6 +1,6 @@
 //! `ChatRoom`: the smallest useful item, written with `#[pool_item]`.
 
-use crate::pool_item;
+use shardpool::pool_item;
 
 /// A chat room: people post lines, and anyone can read the history.
 ///
@@ -10,7 +10,7 @@ use crate::pool_item;
 /// [`ChatRoomResponse`], and the `PoolItem` implementation.
 ///
 /// ```
-/// use shardpool::samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
+/// use shardpool_samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
 /// use shardpool::ThreadPool;
 ///
 /// let pool = ThreadPool::<ChatRoom>::new(2)?;

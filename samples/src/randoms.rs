@@ -1,12 +1,12 @@
 //! `Randoms`: an item holding seeded random numbers, answering sum and mean
 //! requests (the sample of the crate we replace, in shardpool's form).
 
-use crate::{Message, NewItemError, PoolItem, Reply, Request};
+use shardpool::{Message, NewItemError, PoolItem, Reply, Request};
 
 /// An item holding `count` pseudo-random numbers seeded by its id.
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsInit, SumRequest};
+/// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 /// use shardpool::{AddRequest, ThreadPool};
 ///
 /// let pool = ThreadPool::<Randoms>::new(2)?;
@@ -159,7 +159,7 @@ impl Request<Randoms> for SumRequest {
 /// A canned answer for a mock pool of [`Randoms`].
 ///
 /// ```
-/// use shardpool::samples::{MeanResponse, Randoms, RandomsResponse};
+/// use shardpool_samples::{MeanResponse, Randoms, RandomsResponse};
 /// use shardpool::Reply;
 ///
 /// let reply = Reply::<Randoms>::from(MeanResponse { id: 1, mean: 2 });
@@ -174,7 +174,7 @@ impl From<MeanResponse> for Reply<Randoms> {
 /// A canned answer for a mock pool of [`Randoms`].
 ///
 /// ```
-/// use shardpool::samples::{Randoms, RandomsResponse, SumResponse};
+/// use shardpool_samples::{Randoms, RandomsResponse, SumResponse};
 /// use shardpool::Reply;
 ///
 /// let reply = Reply::<Randoms>::from(SumResponse { id: 1, sum: 2 });
