@@ -1,12 +1,33 @@
 //! Error types: what a call, a build or an item constructor can report.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a request, or a whole call, got no response from its item.
 ///
 /// Each request of a batch gets its own `Result`, so one bad id or one
 /// panicking item costs that request alone: the rest of the batch is
 /// answered, and the worker and its other items live on.
+///
+/// ```
+/// use shardpool::{AddRequest, Error, ThreadPool};
+/// use shardpool_samples::{MeanRequest, Randoms, RandomsInit};
+///
+/// let pool = ThreadPool::<Randoms>::new(2)?;
+/// pool.send_and_receive_once(AddRequest::new(1, RandomsInit { count: 4 }))?;
+///
+/// // Per request: a taken id and an unknown id, each with the id it concerns.
+/// let again = pool.send_and_receive_once(AddRequest::new(1, RandomsInit { count: 4 }));
+/// assert_eq!(again, Err(Error::DuplicateId { id: 1 }));
+/// let missing = pool.send_and_receive_once(MeanRequest(9)).unwrap_err();
+/// assert_eq!(missing.id(), Some(9));
+/// assert_eq!(missing.to_string(), "no pool item has id 9");
+///
+/// // Per pool: nothing is sent once the pool is shut down.
+/// pool.shutdown()?;
+/// assert_eq!(pool.send_and_receive_once(MeanRequest(1)), Err(Error::Shutdown));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -20,12 +41,15 @@ pub enum Error {
         /// The id that is taken.
         id: u64,
     },
-    /// The item's constructor returned an error; no item was added.
+    /// The item's constructor returned an error; no item was added. The
+    /// constructor's error is kept whole: it is this error's
+    /// [`source`](std::error::Error::source), and
+    /// [`NewItemError::downcast_ref`] gets it back as its own type.
     InitFailed {
         /// The id of the item that was being created.
         id: u64,
-        /// The constructor's message.
-        message: String,
+        /// The constructor's error.
+        error: NewItemError,
     },
     /// The item panicked while handling this request (or while being created
     /// or dropped). The item has been removed: its state may be torn.
@@ -109,9 +133,7 @@ impl fmt::Display for Error {
         match self {
             Error::UnknownId { id } => write!(f, "no pool item has id {id}"),
             Error::DuplicateId { id } => write!(f, "a pool item with id {id} already exists"),
-            Error::InitFailed { id, message } => {
-                write!(f, "creating pool item {id} failed: {message}")
-            }
+            Error::InitFailed { id, error } => write!(f, "creating pool item {id} failed: {error}"),
             Error::Panicked { id, message } => {
                 write!(f, "pool item {id} panicked and was removed: {message}")
             }
@@ -149,7 +171,46 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl Error {
+    /// The id of the item the failed request was addressed to, for the
+    /// errors that concern one item; `None` for those about the whole pool
+    /// or the calling thread.
+    ///
+    /// ```
+    /// use shardpool::Error;
+    ///
+    /// assert_eq!(Error::UnknownId { id: 7 }.id(), Some(7));
+    /// assert_eq!(Error::Panicked { id: 3, message: "boom".into() }.id(), Some(3));
+    /// assert_eq!(Error::Shutdown.id(), None);
+    /// ```
+    pub fn id(&self) -> Option<u64> {
+        match *self {
+            Error::UnknownId { id }
+            | Error::DuplicateId { id }
+            | Error::InitFailed { id, .. }
+            | Error::Panicked { id, .. }
+            | Error::SameWorker { id, .. }
+            | Error::BadPlacement { id, .. }
+            | Error::UnexpectedResponse { id } => Some(id),
+            Error::Shutdown
+            | Error::ShutdownFromWorker
+            | Error::ThreadExiting
+            | Error::ShutdownTimedOut { .. }
+            | Error::WorkerDied { .. }
+            | Error::BarrierFailed { .. } => None,
+        }
+    }
+}
+
+/// [`Error::InitFailed`]'s source is the constructor's own error.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::InitFailed { error, .. } => Some(error.as_error()),
+            _ => None,
+        }
+    }
+}
 
 /// The first failure of a batch sent whole with
 /// [`Responses::collect_all`](crate::Responses::collect_all): every request
@@ -270,34 +331,99 @@ impl std::error::Error for BuildError {
 }
 
 /// The error an item's constructor returns: it reaches the caller as
-/// [`Error::InitFailed`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewItemError(pub String);
+/// [`Error::InitFailed`], whole.
+///
+/// Made from any `std::error::Error + Send + Sync + 'static` (with `?` or
+/// `.into()`), which [`downcast_ref`](Self::downcast_ref) gets back, or from
+/// a message (`String` or `&str`). It is cheap to clone (the error is shared)
+/// and two compare equal when their messages do.
+///
+/// ```
+/// use shardpool::{Error, NewItemError};
+/// use std::error::Error as _;
+///
+/// #[derive(Debug)]
+/// struct NoDevice(u32);
+/// impl std::fmt::Display for NoDevice {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "no device {}", self.0)
+///     }
+/// }
+/// impl std::error::Error for NoDevice {}
+///
+/// let failed = Error::InitFailed { id: 4, error: NoDevice(2).into() };
+/// assert_eq!(failed.to_string(), "creating pool item 4 failed: no device 2");
+/// // The constructor's error, as its own type.
+/// let source = failed.source().unwrap();
+/// assert_eq!(source.downcast_ref::<NoDevice>().unwrap().0, 2);
+///
+/// // A message alone.
+/// assert_eq!(NewItemError::new("the limit is below the id").to_string(), "the limit is below the id");
+/// assert_eq!(NewItemError::from("same text"), NewItemError::new("same text"));
+/// ```
+///
+/// `NewItemError` does not itself implement `std::error::Error` (as with
+/// `anyhow::Error`, that would conflict with the conversion from every
+/// error type); [`as_error`](Self::as_error) lends the error inside.
+#[derive(Clone)]
+pub struct NewItemError(Arc<dyn std::error::Error + Send + Sync + 'static>);
 
 impl NewItemError {
-    /// An error with this message.
+    /// An error that is only this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message.into())))
+    }
+
+    /// The constructor's error, as a `std::error::Error`.
+    pub fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The constructor's error as its own type `E`, if it is one.
+    ///
+    /// ```
+    /// use shardpool::NewItemError;
+    ///
+    /// let e = NewItemError::from(std::fmt::Error);
+    /// assert!(e.downcast_ref::<std::fmt::Error>().is_some());
+    /// assert!(e.downcast_ref::<std::io::Error>().is_none());
+    /// ```
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
     }
 }
 
 impl fmt::Display for NewItemError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
-impl std::error::Error for NewItemError {}
-
-impl From<String> for NewItemError {
-    fn from(message: String) -> Self {
-        Self(message)
+impl fmt::Debug for NewItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
-impl From<&str> for NewItemError {
-    fn from(message: &str) -> Self {
-        Self(message.to_owned())
+/// Equal when the messages are: errors of different types with the same
+/// text compare equal.
+impl PartialEq for NewItemError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for NewItemError {}
+
+/// Any error type, `String` or `&str`: whatever converts into a boxed
+/// `std::error::Error + Send + Sync`. The error is kept whole, not turned
+/// into its message.
+impl<E> From<E> for NewItemError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    fn from(error: E) -> Self {
+        Self(Arc::from(error.into()))
     }
 }
 

@@ -73,8 +73,9 @@ pub trait PoolItem: Sized + 'static {
     type ThreadState: Default + 'static;
 
     /// Creates the item with this id, on the worker thread that will own it.
-    /// An error is returned to the caller as [`Error::InitFailed`](crate::Error::InitFailed)
-    /// and no item is added.
+    /// An error is returned to the caller as [`Error::InitFailed`](crate::Error::InitFailed),
+    /// whole (make a [`NewItemError`] from any error type with `?` or
+    /// `.into()`), and no item is added.
     fn new_pool_item(id: u64, init: Self::Init) -> Result<Self, NewItemError>;
 
     /// Handles one request and produces its response.

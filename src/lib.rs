@@ -74,6 +74,40 @@ pub use sender::SenderAndReceiver;
 pub use shardpool_macros::pool_item;
 pub use stats::{PoolStats, WorkerStats};
 
+/// Support for the code `#[pool_item]` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::NewItemError;
+
+    /// What the error type of a `#[pool_item]` constructor must be.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the error type of a pool item's constructor",
+        label = "`{Self}` is not an error type or a message",
+        note = "use a type implementing `std::error::Error + Send + Sync + 'static`, a `String`, a `&'static str` or `shardpool::NewItemError`; the caller gets it back whole in `Error::InitFailed`"
+    )]
+    pub trait ConstructorError {
+        /// Converts the error, keeping it whole.
+        fn into_new_item_error(self) -> NewItemError;
+    }
+
+    impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> ConstructorError for E {
+        fn into_new_item_error(self) -> NewItemError {
+            NewItemError::from(self)
+        }
+    }
+
+    impl ConstructorError for NewItemError {
+        fn into_new_item_error(self) -> NewItemError {
+            self
+        }
+    }
+
+    /// The conversion `#[pool_item]` applies to a constructor's error.
+    pub fn new_item_error<E: ConstructorError>(error: E) -> NewItemError {
+        error.into_new_item_error()
+    }
+}
+
 /// The README's example, compiled and run as a doc test.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -415,8 +415,10 @@ impl<P: PoolItem> Core<P> {
                         Ok(Reply::Added { id })
                     }
                     Ok(Err(e)) => {
-                        event!(warn, worker = self.index, id, error = %e, "item constructor failed");
-                        Err(Error::InitFailed { id, message: e.0 })
+                        // The error's `Display` is user code: it is not run here,
+                        // on the worker, but by whoever formats the caller's error.
+                        event!(warn, worker = self.index, id, "item constructor failed");
+                        Err(Error::InitFailed { id, error: e })
                     }
                     Err(payload) => Err(self.item_panicked(id, payload, counters)),
                 }

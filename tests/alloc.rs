@@ -1,7 +1,7 @@
 //! Steady-state calls allocate nothing: not on the caller, not on the worker.
 
-use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Pinning, ThreadPool};
+use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,8 +1,8 @@
 //! What a batch sends: exactly the requests taken from its iterator, all of
 //! them with `collect_all`, and only as far as it was driven otherwise.
 
-use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Error, Pinning, ThreadPool};
+use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 
 fn pool(ring: usize) -> ThreadPool<Randoms> {
     ThreadPool::builder().workers(2).pinning(Pinning::Off).ring_capacity(ring).build().unwrap()

@@ -1,8 +1,8 @@
 //! `build()`: every setting validated with a typed error, and a failed
 //! build stops and joins the workers it started, whatever failed.
 
-use shardpool_samples::Randoms;
 use shardpool::{BuildError, Pinning, ThreadPool, ThreadPoolBuilder};
+use shardpool_samples::Randoms;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -125,7 +125,7 @@ fn a_failing_constructor_is_the_add_error() -> Res {
     pool.send_and_receive_once(AddRequest::new(1, opening(10)))?;
     assert_eq!(
         pool.send_and_receive_once(AddRequest::new(2, opening(0))),
-        Err(Error::InitFailed { id: 2, message: "ann opened an account with no deposit".to_owned() })
+        Err(Error::InitFailed { id: 2, error: "ann opened an account with no deposit".into() })
     );
     assert_eq!(pool.send_and_receive_once(DepositRequest(1, 5))?.result, 15);
     assert_eq!(pool.send_and_receive_once(OwnerRequest(1))?.result, "ann");
@@ -202,15 +202,18 @@ fn init_types_and_error_types_of_every_form() -> Res {
     assert_eq!(checked.send_and_receive_once(LimitRequest(3))?.result, 10);
     assert_eq!(
         checked.send_and_receive_once(AddRequest::new(30, 10)),
-        Err(Error::InitFailed { id: 30, message: "the limit is below the id".to_owned() })
+        Err(Error::InitFailed { id: 30, error: "the limit is below the id".into() })
     );
 
     let io = ThreadPool::<FromIo>::new(1)?;
     io.send_and_receive_once(FromIoInit(1))?;
-    assert_eq!(
-        io.send_and_receive_once(FromIoInit(0)),
-        Err(Error::InitFailed { id: 0, message: "no device 0".to_owned() })
-    );
+    let failed = io.send_and_receive_once(FromIoInit(0)).unwrap_err();
+    assert_eq!(failed, Error::InitFailed { id: 0, error: "no device 0".into() });
+    assert_eq!(failed.id(), Some(0));
+    // The constructor's error comes back whole, as its own type.
+    let source = std::error::Error::source(&failed).expect("InitFailed has a source");
+    let io_error = source.downcast_ref::<std::io::Error>().expect("the constructor's io::Error");
+    assert_eq!(io_error.kind(), std::io::ErrorKind::Other);
     Ok(())
 }
 

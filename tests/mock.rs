@@ -1,13 +1,13 @@
 //! `SenderAndReceiverMock`: scripts, expectations, failures, threads, and the
 //! pattern it exists for: unit-testing an item that owns a child pool.
 
-use shardpool_samples::{
-    BatchShutdown, MeanRequest, MeanResponse, Randoms, RandomsBatch, RandomsBatchInit, RandomsInit,
-    SumOfSumsRequest, SumRequest, SumResponse,
-};
 use shardpool::{
     AddRequest, AddResponse, Error, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiver,
     SenderAndReceiverMock, ThreadPool,
+};
+use shardpool_samples::{
+    BatchShutdown, MeanRequest, MeanResponse, Randoms, RandomsBatch, RandomsBatchInit, RandomsInit,
+    SumOfSumsRequest, SumRequest, SumResponse,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};

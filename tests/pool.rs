@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{
     AddRequest, BuildError, Error, PanicReport, Pinning, RemoveRequest, ThreadPool, ThreadPoolBuilder,
 };
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -115,7 +115,7 @@ fn constructor_errors_and_panics_are_reported_and_add_nothing() {
         ])
         .unwrap()
         .collect();
-    assert_eq!(got[0], Err(Error::InitFailed { id: 1, message: "node 1 refused".into() }));
+    assert_eq!(got[0], Err(Error::InitFailed { id: 1, error: "node 1 refused".into() }));
     assert_eq!(got[1], Err(Error::Panicked { id: 2, message: "constructor of 2 panicked".into() }));
     assert_eq!(got[2].as_ref().unwrap().id, 3);
     assert_eq!(p.stats().items(), 1);

@@ -1,12 +1,12 @@
 //! The samples on real pools: the chat room, the `!Send` session, nested
 //! pools (shared and owned child pools), and the id provider.
 
+use shardpool::{AddRequest, Error, IdProvider, RemoveRequest, RemoveResponse, ThreadPool};
 use shardpool_samples::{
     BatchShutdown, ChatRoom, ChatRoomInit, ChildrenRequest, HistoryRequest, LogActionRequest, LogRequest,
     PostRequest, Randoms, RandomsBatch, RandomsBatchInit, SumOfSumsRequest, SumRequest, UserSession,
     UserSessionInit,
 };
-use shardpool::{AddRequest, Error, IdProvider, RemoveRequest, RemoveResponse, ThreadPool};
 use std::collections::HashSet;
 use std::sync::{mpsc, Arc};
 
@@ -171,7 +171,7 @@ fn a_batch_whose_children_cannot_be_created_is_not_created() -> Res {
     };
     let added = batches.send_and_receive_once(AddRequest::new(9, init));
     assert!(
-        matches!(&added, Err(Error::InitFailed { id: 9, message }) if message.contains("id 1")),
+        matches!(&added, Err(Error::InitFailed { id: 9, error }) if error.to_string().contains("id 1")),
         "{added:?}"
     );
     // Its other children were removed again; the item that was there stays.

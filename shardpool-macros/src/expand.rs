@@ -714,9 +714,7 @@ impl Gen<'_> {
         // in the call is reported there.
         let build = if ctor.fallible {
             quote_spanned! {ctor.output=>
-                ::core::result::Result::map_err(Self::new(#call), |e| {
-                    #krate::NewItemError::new(::std::string::ToString::to_string(&e))
-                })
+                ::core::result::Result::map_err(Self::new(#call), |e| #krate::__private::new_item_error(e))
             }
         } else {
             quote_spanned! {ctor.output=> ::core::result::Result::Ok(Self::new(#call)) }

@@ -53,8 +53,11 @@ use syn::{parse_macro_input, ItemImpl};
 ///
 /// - **The constructor**, `new`, in the same impl block. It takes the item's
 ///   id and, optionally, its init data, and returns `Self` or
-///   `Result<Self, E>` with `E: Display` (an `Err` reaches the caller as
-///   `Error::InitFailed` and no item is added):
+///   `Result<Self, E>`, where `E` is an error type
+///   (`std::error::Error + Send + Sync + 'static`), a `String`, a `&str` or
+///   `NewItemError`. An `Err` reaches the caller whole, as
+///   `Error::InitFailed` (its `source()` is the constructor's error), and no
+///   item is added:
 ///
 ///   | constructor | `PoolItem::Init` | add the item with |
 ///   |---|---|---|
