@@ -13,8 +13,8 @@ use common::mtp::{self, MtpMean, MtpSum};
 use common::place;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
-use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, ThreadPool};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use std::hint::black_box;
 use std::time::Duration;
 

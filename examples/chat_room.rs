@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --example chat_room`.
 
-use shardpool_samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
 use shardpool::ThreadPool;
+use shardpool_samples::{ChatRoom, ChatRoomInit, HistoryRequest, PostRequest};
 use std::sync::Arc;
 
 const ROOMS: u64 = 3;

@@ -9,8 +9,8 @@
 //! The same checks run as `cargo test --test mock`; this example prints each
 //! step. Run with `cargo run --example mocking`.
 
-use shardpool_samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
 use shardpool::{AddRequest, AddResponse, IdProvider, RemoveRequest, RemoveResponse, SenderAndReceiverMock};
+use shardpool_samples::{RandomsBatch, RandomsBatchInit, RandomsInit, SumRequest, SumResponse};
 use std::sync::Arc;
 
 fn main() {

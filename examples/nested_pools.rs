@@ -6,10 +6,10 @@
 //!
 //! Run with `cargo run --example nested_pools`.
 
+use shardpool::{AddRequest, Error, IdProvider, ThreadPool};
 use shardpool_samples::{
     ChildrenRequest, Randoms, RandomsBatch, RandomsBatchInit, SumOfSumsRequest, SumRequest,
 };
-use shardpool::{AddRequest, Error, IdProvider, ThreadPool};
 use std::sync::{mpsc, Arc};
 
 const BATCHES: u64 = 4;

@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --release --example randoms`.
 
-use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use shardpool::{AddRequest, Error, RemoveRequest, ThreadPool};
+use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -5,8 +5,8 @@
 //!
 //! Run with `cargo run --example rc_state`.
 
-use shardpool_samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
 use shardpool::ThreadPool;
+use shardpool_samples::{LogActionRequest, LogRequest, UserSession, UserSessionInit};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = ThreadPool::<UserSession>::new(2)?;
