@@ -16,11 +16,13 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-/// Whether workers are pinned to cores.
+/// Whether workers are pinned to cores: each bound to one core of the set
+/// [`ThreadPoolBuilder::cores`] chooses (by default, every core the process
+/// may use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pinning {
-    /// Workers may run on any core the process may use (an inherited pin
-    /// from the building thread is undone).
+    /// No worker is bound to one core: each may run on any core of the set
+    /// (an inherited pin from the building thread is undone).
     Off,
     /// Pin each worker to one core; a worker that cannot be pinned runs
     /// unpinned.
@@ -142,19 +144,45 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     }
 
     /// Whether to pin workers to cores (default [`Pinning::BestEffort`]).
+    /// Independent of [`cores`](Self::cores), in either order: `Off` with a
+    /// core list lets every worker run on any core of the list.
+    ///
+    /// ```
+    /// use shardpool::{Pinning, ThreadPool};
+    /// use shardpool_samples::Randoms;
+    ///
+    /// let pool = ThreadPool::<Randoms>::builder().workers(2).pinning(Pinning::Off).build()?;
+    /// // No worker is bound to a core.
+    /// assert!(pool.stats().workers.iter().all(|w| w.core.is_none()));
+    /// # Ok::<(), shardpool::BuildError>(())
+    /// ```
     pub fn pinning(mut self, pinning: Pinning) -> Self {
         self.pinning = pinning;
         self
     }
 
-    /// The cores to pin workers to, worker `i` on `cores[i % cores.len()]`
-    /// (default: the cores the process may use, whatever the building
-    /// thread's own mask). Implies at least best-effort pinning.
+    /// The cores the workers run on (default: the cores the process may
+    /// use, whatever the building thread's own mask). Pinned (the default),
+    /// worker `i` is bound to `cores[i % cores.len()]`; with
+    /// [`Pinning::Off`] every worker may run on any of them. This setting
+    /// never changes [`pinning`](Self::pinning), whatever the order of the
+    /// two calls.
+    ///
+    /// ```
+    /// use shardpool::{Pinning, ThreadPool};
+    /// use shardpool_samples::Randoms;
+    ///
+    /// // Both workers on core 0, each pinned there (best effort).
+    /// let pinned = ThreadPool::<Randoms>::builder().workers(2).cores(vec![0]).build()?;
+    /// assert!(pinned.stats().workers.iter().all(|w| w.core.is_none() || w.core == Some(0)));
+    ///
+    /// // Confined to core 0 but not pinned: `pinning(Off)` stays off.
+    /// let floating = ThreadPool::<Randoms>::builder().pinning(Pinning::Off).cores(vec![0]).build()?;
+    /// assert!(floating.stats().workers.iter().all(|w| w.core.is_none()));
+    /// # Ok::<(), shardpool::BuildError>(())
+    /// ```
     pub fn cores(mut self, cores: Vec<usize>) -> Self {
         self.cores = Some(cores);
-        if self.pinning == Pinning::Off {
-            self.pinning = Pinning::BestEffort;
-        }
         self
     }
 
@@ -217,9 +245,22 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
-    /// Names worker `i` (default `shardpool-{i}`). The name may not contain
-    /// a NUL byte; a closure that panics or returns one fails the build with
-    /// [`BuildError::ThreadName`].
+    /// Names worker `i` (default `{Type}-{i}`, the item's type name without
+    /// its path or generic arguments: `Randoms-0`, `Randoms-1`, ..). The name
+    /// may not contain a NUL byte; a closure that panics or returns one fails
+    /// the build with [`BuildError::ThreadName`].
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// let default = ThreadPool::<Randoms>::builder().workers(2).build()?;
+    /// assert_eq!(default.stats().workers[1].thread_name, "Randoms-1");
+    ///
+    /// let named = ThreadPool::<Randoms>::builder().workers(1).thread_name(|i| format!("dice-{i}")).build()?;
+    /// assert_eq!(named.stats().workers[0].thread_name, "dice-0");
+    /// # Ok::<(), shardpool::BuildError>(())
+    /// ```
     pub fn thread_name(mut self, f: impl FnMut(usize) -> String + 'static) -> Self {
         self.thread_name = Some(Box::new(f));
         self
@@ -290,6 +331,8 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         let process_cores = affinity::process_cores();
         let n = self.workers.unwrap_or(process_cores.len());
         self.validate(n)?;
+        // The set the workers run on: pinned, one core of it each; not
+        // pinned, all of it.
         let cores = self.cores.clone().unwrap_or_else(|| process_cores.clone());
         if self.pinning == Pinning::Required && cores.is_empty() {
             return Err(BuildError::Pinning { worker: 0, core: None });
@@ -312,7 +355,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 index,
                 core: (!cores.is_empty() && self.pinning != Pinning::Off).then(|| cores[index % cores.len()]),
                 pinning: self.pinning,
-                process_cores: process_cores.clone(),
+                allowed: if cores.is_empty() { process_cores.clone() } else { cores.clone() },
                 start: self.start_handler.clone(),
                 exit: self.exit_handler.clone(),
             };
@@ -367,7 +410,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                     message: format!("the thread_name closure panicked: {}", take_panic_message(payload)),
                 })?
             }
-            None => format!("shardpool-{index}"),
+            None => format!("{}-{index}", short_type_name::<P>()),
         };
         if name.contains('\0') {
             return Err(BuildError::ThreadName {
@@ -390,6 +433,15 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     }
 }
 
+/// `P`'s type name without its module path or generic arguments:
+/// `Randoms` for `shardpool_samples::randoms::Randoms`, `Cache` for
+/// `app::Cache<alloc::string::String>`.
+fn short_type_name<P>() -> &'static str {
+    let full = std::any::type_name::<P>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
 struct Startup {
     reports: Mutex<Vec<Result<(), BuildError>>>,
     cv: Condvar,
@@ -406,7 +458,8 @@ struct StartPlan {
     index: usize,
     core: Option<usize>,
     pinning: Pinning,
-    process_cores: Vec<usize>,
+    /// The cores an unpinned worker may run on.
+    allowed: Vec<usize>,
     start: Option<Handler>,
     exit: Option<Handler>,
 }
@@ -428,7 +481,7 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
                 return Err(BuildError::Pinning { worker: index, core: plan.core });
             }
             // Undo a pin inherited from the building thread.
-            affinity::allow_current(&plan.process_cores);
+            affinity::allow_current(&plan.allowed);
         }
         if let Some(h) = &plan.start {
             h(index);

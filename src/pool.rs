@@ -197,6 +197,22 @@ impl<P: PoolItem> Shared<P> {
 ///
 /// Dropping the pool shuts it down (see [`shutdown`](Self::shutdown)).
 ///
+/// # Ordering
+///
+/// - **One item runs one request at a time**, on its worker: handlers never
+///   overlap, whoever sends.
+/// - **Per calling thread, per item: first in, first out.** Requests one
+///   thread sends to one item are handled in the order they are sent (they
+///   share that thread's ring to the item's worker), across calls and
+///   batches alike. A batch sends its requests as it is driven (a window
+///   ahead of the response being read), so a call made while an earlier
+///   batch is only partly driven may overtake that batch's unsent requests.
+/// - **A batch's responses come back in request order**, whichever workers
+///   answer first.
+/// - **Between calling threads there is no order**: a worker serves the
+///   rings of its callers in turn, so requests from two threads to one item
+///   interleave in an unspecified way.
+///
 /// ```
 /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 /// use shardpool::{AddRequest, ThreadPool};
@@ -213,6 +229,8 @@ pub struct ThreadPool<P: PoolItem> {
     shared: Arc<Shared<P>>,
     /// By worker index; `None` once joined.
     joins: Mutex<Vec<Option<JoinHandle<()>>>>,
+    /// The worker threads' names, by index.
+    names: Vec<String>,
 }
 
 impl<P: PoolItem> fmt::Debug for ThreadPool<P> {
@@ -244,7 +262,8 @@ impl<P: PoolItem> ThreadPool<P> {
     }
 
     pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>) -> Self {
-        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()) }
+        let names = joins.iter().map(|j| j.thread().name().unwrap_or_default().to_owned()).collect();
+        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()), names }
     }
 
     /// How many worker threads the pool has.
@@ -454,6 +473,10 @@ impl<P: PoolItem> ThreadPool<P> {
                         wakeups: w.doorbell.wakeups(),
                         parked: w.doorbell.is_sleeping(),
                         callers: c.callers.load(Ordering::Relaxed),
+                        // Stored before the worker reported to `build`,
+                        // which waited for that report under a lock.
+                        core: Some(w.core.load(Ordering::Relaxed)).filter(|&c| c != NOT_PINNED),
+                        thread_name: self.names.get(index).cloned().unwrap_or_default(),
                     }
                 })
                 .collect(),

@@ -79,6 +79,12 @@ pub struct WorkerStats {
     pub parked: bool,
     /// Caller threads whose rings the worker polls.
     pub callers: u64,
+    /// The core the worker is pinned to; `None` when it is not pinned
+    /// ([`Pinning::Off`](crate::Pinning::Off), or pinning failed under
+    /// [`Pinning::BestEffort`](crate::Pinning::BestEffort)).
+    pub core: Option<usize>,
+    /// The worker thread's name.
+    pub thread_name: String,
 }
 
 impl WorkerStats {

@@ -121,3 +121,92 @@ fn a_failed_build_joins_its_started_workers_whatever_the_shutdown_timeout() {
         "worker 0 was stopped and joined before build returned"
     );
 }
+
+/// Answers with what its worker thread sees of itself.
+struct Introspect<T> {
+    _tag: std::marker::PhantomData<T>,
+}
+
+#[shardpool::pool_item]
+impl<T: Send + 'static> Introspect<T> {
+    fn new(_id: u64) -> Self {
+        Introspect { _tag: std::marker::PhantomData }
+    }
+
+    #[messaging(ThreadNameRequest, ThreadNameResponse)]
+    fn thread_name(&self) -> Option<String> {
+        std::thread::current().name().map(str::to_owned)
+    }
+
+    #[messaging(AllowedCoresRequest, AllowedCoresResponse)]
+    fn allowed_cores(&self) -> Vec<usize> {
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
+    }
+}
+
+/// Adds item `id` for each worker, placed by the default placement (id
+/// modulo the worker count), and asks each `ask`.
+fn ask_each_worker<R>(pool: &ThreadPool<Introspect<u8>>, ask: impl Fn(u64) -> R) -> Vec<R::Response>
+where
+    R: shardpool::Request<Introspect<u8>>,
+{
+    (0..pool.thread_count() as u64)
+        .map(|id| {
+            pool.send_and_receive_once(IntrospectInit(id)).unwrap();
+            pool.send_and_receive_once(ask(id)).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn worker_threads_are_named_after_the_item_type_by_default() {
+    let pool = ThreadPool::<Introspect<u8>>::builder().workers(3).pinning(Pinning::Off).build().unwrap();
+    let expected = ["Introspect-0", "Introspect-1", "Introspect-2"];
+    // The OS thread carries the name (no path, no generic arguments)...
+    let seen: Vec<_> = ask_each_worker(&pool, ThreadNameRequest).into_iter().map(|r| r.result).collect();
+    assert_eq!(seen, expected.map(|n| Some(n.to_owned())));
+    // ...and the stats report it.
+    let stats: Vec<_> = pool.stats().workers.into_iter().map(|w| w.thread_name).collect();
+    assert_eq!(stats, expected);
+}
+
+#[test]
+fn a_thread_name_closure_overrides_the_default() {
+    let pool = builder().workers(2).thread_name(|i| format!("dice-{i}")).build().unwrap();
+    let stats: Vec<_> = pool.stats().workers.into_iter().map(|w| w.thread_name).collect();
+    assert_eq!(stats, ["dice-0", "dice-1"]);
+}
+
+/// `pinning(Off)` and `cores(..)` are independent settings: in either order
+/// the workers are not pinned, and they run on the listed cores only.
+#[test]
+fn pinning_off_stays_off_whatever_the_order_of_a_core_list() {
+    let core = *core_affinity::get_core_ids().expect("this platform reports cores").first().unwrap();
+    let core = core.id;
+    for (order, b) in [
+        ("off, then cores", ThreadPool::<Introspect<u8>>::builder().pinning(Pinning::Off).cores(vec![core])),
+        ("cores, then off", ThreadPool::<Introspect<u8>>::builder().cores(vec![core]).pinning(Pinning::Off)),
+    ] {
+        let pool = b.workers(2).build().unwrap();
+        let pinned: Vec<_> = pool.stats().workers.iter().map(|w| w.core).collect();
+        assert_eq!(pinned, [None, None], "{order}: no worker is pinned");
+        if cfg!(target_os = "linux") {
+            for cores in ask_each_worker(&pool, AllowedCoresRequest) {
+                assert_eq!(cores.result, [core], "{order}: the workers run on the listed core only");
+            }
+        }
+    }
+}
+
+/// With pinning on (the default), the stats report each worker's core.
+#[cfg(target_os = "linux")]
+#[test]
+fn pinned_workers_report_their_core() {
+    let core = core_affinity::get_core_ids().expect("this platform reports cores")[0].id;
+    let pool = ThreadPool::<Introspect<u8>>::builder().workers(2).cores(vec![core]).build().unwrap();
+    let pinned: Vec<_> = pool.stats().workers.iter().map(|w| w.core).collect();
+    assert_eq!(pinned, [Some(core), Some(core)]);
+    for cores in ask_each_worker(&pool, AllowedCoresRequest) {
+        assert_eq!(cores.result, [core]);
+    }
+}
