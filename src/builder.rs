@@ -138,6 +138,15 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     }
 
     /// Number of workers (default: the cores the process may use).
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// let pool = ThreadPool::<Randoms>::builder().workers(3).build()?;
+    /// assert_eq!(pool.thread_count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -189,6 +198,16 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// Capacity of each caller thread's ring to each worker (default 256).
     /// A full ring makes a batch wait for its oldest response; it never
     /// deadlocks.
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// // 4096 requests per caller thread and worker may be in flight.
+    /// let pool = ThreadPool::<Randoms>::builder().workers(1).ring_capacity(4096).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ring_capacity(mut self, n: usize) -> Self {
         self.ring_capacity = n;
         self
@@ -196,6 +215,16 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
 
     /// Most requests a worker takes from one ring before serving the next
     /// caller (default 64): the fairness quantum.
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// // Serve at most 8 requests of one caller before looking at the next.
+    /// let pool = ThreadPool::<Randoms>::builder().workers(1).max_batch(8).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n;
         self
@@ -204,12 +233,36 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// How long a caller spins on a response before parking (default 50 µs).
     /// The spin yields the core now and then, so it behaves when threads
     /// outnumber cores.
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// use std::time::Duration;
+    ///
+    /// // Callers that share cores with other work: park sooner.
+    /// let pool = ThreadPool::<Randoms>::builder().caller_spin(Duration::from_micros(5)).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn caller_spin(mut self, d: Duration) -> Self {
         self.caller_spin = d;
         self
     }
 
     /// How long an idle worker spins before parking (default 50 µs).
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// use std::time::Duration;
+    ///
+    /// // Spend less CPU between bursts, at the cost of a wake-up after 5 µs idle.
+    /// let pool = ThreadPool::<Randoms>::builder().worker_spin(Duration::from_micros(5)).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker_spin(mut self, d: Duration) -> Self {
         self.worker_spin = d;
         self
@@ -240,6 +293,17 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// then are left running; `shutdown` says so with
     /// [`Error::ShutdownTimedOut`](crate::Error::ShutdownTimedOut).
     /// `Duration::MAX` waits for ever.
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPool::<Randoms>::builder().shutdown_timeout(Duration::from_secs(1)).build()?;
+    /// pool.shutdown()?; // nothing is stuck: returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -267,18 +331,71 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     }
 
     /// Stack size of the worker threads.
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// // Items that recurse deeply.
+    /// let pool = ThreadPool::<Randoms>::builder().workers(1).stack_size(16 << 20).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Runs on each worker as it starts (after pinning, before any item).
+    /// A panic in it fails the build with [`BuildError::WorkerStart`].
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&started);
+    /// let pool = ThreadPool::<Randoms>::builder()
+    ///     .workers(2)
+    ///     .start_handler(move |_worker| {
+    ///         seen.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()?;
+    /// // `build` returns once every worker has started.
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start_handler(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.start_handler = Some(std::sync::Arc::new(f));
         self
     }
 
     /// Runs on each worker as it exits (after its items are dropped).
+    /// A panic in it is caught and reported to the
+    /// [`panic_handler`](Self::panic_handler).
+    ///
+    /// ```
+    /// use shardpool::ThreadPool;
+    /// use shardpool_samples::Randoms;
+    ///
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let pool = ThreadPool::<Randoms>::builder()
+    ///     .workers(2)
+    ///     .exit_handler(move |worker| tx.lock().unwrap().send(worker).unwrap())
+    ///     .build()?;
+    /// pool.shutdown()?;
+    /// let mut exited: Vec<usize> = rx.try_iter().collect();
+    /// exited.sort();
+    /// assert_eq!(exited, [0, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exit_handler(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.exit_handler = Some(std::sync::Arc::new(f));
         self
@@ -286,6 +403,39 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
 
     /// Sees every panic caught in user code on a worker (the caller still
     /// gets its [`Error::Panicked`](crate::Error::Panicked)).
+    /// It runs on the worker, before the caller gets its error.
+    ///
+    /// ```
+    /// use shardpool::{pool_item, Error, PanicReport, ThreadPool};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// struct Fragile;
+    ///
+    /// #[pool_item]
+    /// impl Fragile {
+    ///     fn new(_id: u64) -> Self {
+    ///         Fragile
+    ///     }
+    ///
+    ///     #[messaging(BreakRequest, BreakResponse)]
+    ///     fn break_it(&self) {
+    ///         panic!("broken")
+    ///     }
+    /// }
+    ///
+    /// let reports = Arc::new(Mutex::new(Vec::<PanicReport>::new()));
+    /// let sink = Arc::clone(&reports);
+    /// let pool = ThreadPool::<Fragile>::builder()
+    ///     .workers(1)
+    ///     .panic_handler(move |report| sink.lock().unwrap().push(report))
+    ///     .build()?;
+    /// pool.send_and_receive_once(FragileInit(1))?;
+    /// let err = pool.send_and_receive_once(BreakRequest(1)).unwrap_err();
+    /// assert!(matches!(err, Error::Panicked { id: 1, .. }));
+    /// let reports = reports.lock().unwrap();
+    /// assert_eq!((reports[0].worker, reports[0].id, reports[0].message.as_str()), (0, Some(1), "broken"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn panic_handler(mut self, f: impl Fn(PanicReport) + Send + Sync + 'static) -> Self {
         self.panic_handler = Some(std::sync::Arc::new(f));
         self
