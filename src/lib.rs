@@ -35,6 +35,7 @@
 //! assert!(pool.send_and_receive_once(RemoveRequest(7))?.existed);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
@@ -51,6 +52,7 @@ pub mod loom_api;
 mod mock;
 mod pool;
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod porting;
 mod sender;
 mod slot;
@@ -71,6 +73,7 @@ pub use mock::SenderAndReceiverMock;
 pub use pool::{PanicReport, ThreadPool};
 pub use sender::SenderAndReceiver;
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use shardpool_macros::pool_item;
 pub use stats::{PoolStats, WorkerStats};
 

@@ -72,8 +72,8 @@ struct State<P: PoolItem> {
 /// Make the item generic over its child pool, `S: SenderAndReceiver<Child>`
 /// (a [`ThreadPool`](crate::ThreadPool) in production). A test then builds
 /// the item directly around a mock (no pool, no worker, no thread) and
-/// calls its methods. Here the item is the samples'
-/// [`RandomsBatch`](shardpool_samples::RandomsBatch), which creates its
+/// calls its methods. Here the item is `RandomsBatch`, from the workspace
+/// crate `shardpool-samples`, which creates its
 /// children when built, asks them for their sums, and removes them when
 /// dropped:
 ///

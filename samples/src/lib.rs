@@ -1,4 +1,4 @@
-//! Sample [shardpool](shardpool) items, used by shardpool's docs, tests,
+//! Sample [shardpool] items, used by shardpool's docs, tests,
 //! examples, benchmarks and perf harness. They live in their own crate so
 //! that the library ships none of them.
 //!
