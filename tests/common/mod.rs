@@ -100,7 +100,7 @@ impl PoolItem for Node {
                 while start.elapsed() < self.record_work {
                     std::hint::spin_loop();
                 }
-                let in_order = self.log.last().map_or(true, |&last| last < seq);
+                let in_order = self.log.last().is_none_or(|&last| last < seq);
                 self.log.push(seq);
                 NodeResponse::Recorded { seq, in_order, len: self.log.len() }
             }
