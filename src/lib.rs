@@ -109,6 +109,43 @@ pub mod __private {
     pub fn new_item_error<E: ConstructorError>(error: E) -> NewItemError {
         error.into_new_item_error()
     }
+
+    /// What the id parameter of a `#[pool_item]` constructor must be: the
+    /// id itself, a `u64` (under any alias).
+    #[diagnostic::on_unimplemented(
+        message = "the constructor's first parameter is the item's id, a `u64`, but it is `{Self}`",
+        label = "expected `u64`, the item's id",
+        note = "if `{Self}` is the data the item is created from, say so: `#[pool_item(init = {Self})]` with `fn new(init: {Self})`, or take the id first: `fn new(id: u64, init: {Self})`"
+    )]
+    pub trait ItemId {
+        /// The id, as the constructor takes it.
+        fn from_id(id: u64) -> Self;
+    }
+
+    impl ItemId for u64 {
+        #[inline(always)]
+        fn from_id(id: u64) -> Self {
+            id
+        }
+    }
+
+    /// What a `#[pool_item]` constructor that cannot fail returns: the item.
+    #[diagnostic::on_unimplemented(
+        message = "the constructor returns `{Self}`, which is neither the item nor a `Result` of it",
+        label = "expected `Self` or `Result<Self, E>`",
+        note = "for an `Option<Self>`, return a `Result` whose error says why there is no item: `.ok_or(\"no such item\")`; a `Result` under another name (an alias) must be written `Result<Self, E>` for the macro to see it"
+    )]
+    pub trait Constructed<P> {
+        /// The item.
+        fn item(self) -> P;
+    }
+
+    impl<P> Constructed<P> for P {
+        #[inline(always)]
+        fn item(self) -> P {
+            self
+        }
+    }
 }
 
 /// The README's example, compiled and run as a doc test.

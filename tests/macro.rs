@@ -450,3 +450,55 @@ fn generated_paths_need_no_imports() -> Res {
     assert_eq!(pool.send_and_receive_once(bare::AddUpRequest(1, 3))?.result, 5);
     Ok(())
 }
+
+/// Written without bounds: the macro adds `T: 'static`, and `Send` for the
+/// types that travel in messages (here `T` itself, through `push`).
+pub struct Pile<T> {
+    items: Vec<T>,
+}
+
+#[pool_item]
+impl<T> Pile<T> {
+    pub fn new(_id: u64) -> Self {
+        Pile { items: Vec::new() }
+    }
+
+    #[messaging(PutRequest, PutResponse)]
+    pub fn pile(&mut self, item: T) -> usize {
+        self.items.push(item);
+        self.items.len()
+    }
+}
+
+/// `T` never travels in a message, so it need not be `Send`: an `Rc` will
+/// do (the item is built on its worker and never leaves it).
+pub struct Keeper<T> {
+    kept: T,
+}
+
+#[pool_item]
+impl<T: Default + Clone> Keeper<T> {
+    pub fn new(_id: u64) -> Self {
+        Keeper { kept: T::default() }
+    }
+
+    #[messaging(KeepRequest, KeepResponse)]
+    pub fn keep(&mut self) -> bool {
+        let again = self.kept.clone();
+        drop(again);
+        true
+    }
+}
+
+#[test]
+fn generic_items_need_no_bounds_written_and_only_message_types_need_send() -> Res {
+    let piles = ThreadPool::<Pile<String>>::new(1)?;
+    piles.send_and_receive_once(PileInit(1))?;
+    piles.send_and_receive_once(PutRequest(1, "a".to_owned()))?;
+    assert_eq!(piles.send_and_receive_once(PutRequest(1, "b".to_owned()))?.result, 2);
+
+    let keepers = ThreadPool::<Keeper<std::rc::Rc<u8>>>::new(1)?;
+    keepers.send_and_receive_once(KeeperInit(1))?;
+    assert!(keepers.send_and_receive_once(KeepRequest(1))?.result);
+    Ok(())
+}

@@ -62,6 +62,10 @@ struct Constructor {
     /// The init type, unless the constructor takes the id alone.
     init: Option<Type>,
     fallible: bool,
+    /// The type of the id parameter, when `new` takes one.
+    id_ty: Option<Type>,
+    /// The constructor's return type.
+    output_ty: Type,
     /// Where the constructor's return type is written, to report type errors
     /// of the generated call there.
     output: Span,
@@ -190,11 +194,12 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
         unreachable!("a missing or broken constructor is an error");
     };
 
+    let generics = with_message_bounds(&input.generics, &endpoints, &ctor, args.thread_state.as_ref());
     let gen = Gen {
         krate: crate_path(),
         self_ty: &input.self_ty,
         name: &name,
-        generics: &input.generics,
+        generics: &generics,
         api: &api,
         response_enum: &response_enum,
         derives: derives(&args),
@@ -210,6 +215,41 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
     let thread_state = args.thread_state.map_or_else(|| quote!(()), |t| quote!(#t));
     out.extend(gen.pool_item(&endpoints, &ctor, &thread_state, &hooks));
     quote! { #input #out }
+}
+
+/// The item's generics, plus the bounds `PoolItem` needs of them, so that a
+/// generic impl block need not spell them out (and one that does not gets
+/// no error at all, rather than one per generated impl): every type
+/// parameter `'static` (the item outlives any borrow), and every message
+/// type that mentions a parameter (an argument, a result, the init data)
+/// `Send + 'static`, as it crosses threads. A type that never travels in a
+/// message needs no `Send`. The thread state, if it mentions a parameter,
+/// gets `Default + 'static`.
+fn with_message_bounds(
+    generics: &Generics,
+    endpoints: &[Endpoint],
+    ctor: &Constructor,
+    thread_state: Option<&Type>,
+) -> Generics {
+    let params = param_names(generics);
+    if params.is_empty() {
+        return generics.clone();
+    }
+    let mentions = |t: &Type| !mentioned(&params, |f| f.visit_type(t)).is_empty();
+    let mut out = generics.clone();
+    let clause = out.make_where_clause();
+    for p in generics.type_params() {
+        let ident = &p.ident;
+        clause.predicates.push(syn::parse_quote!(#ident: 'static));
+    }
+    let messages = endpoints.iter().flat_map(|e| e.args.iter().chain([&e.result])).chain(ctor.init.as_ref());
+    for t in messages.filter(|t| mentions(t)) {
+        clause.predicates.push(syn::parse_quote!(#t: ::core::marker::Send + 'static));
+    }
+    if let Some(t) = thread_state.filter(|t| mentions(t)) {
+        clause.predicates.push(syn::parse_quote!(#t: ::core::default::Default + 'static));
+    }
+    out
 }
 
 /// Removes and returns the attributes named `name`.
@@ -384,7 +424,11 @@ fn constructor(sig: &Signature, explicit_init: Option<&Type>) -> syn::Result<Con
         Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         _ => false,
     };
-    Ok(Constructor { arity, init, fallible, output: output.span() })
+    let id_ty = match arity {
+        Arity::Id | Arity::IdInit => Some((*typed[0].ty).clone()),
+        Arity::Init => None,
+    };
+    Ok(Constructor { arity, init, fallible, id_ty, output_ty: (**output).clone(), output: output.span() })
 }
 
 /// Checks that no two generated types share a name.
@@ -705,19 +749,32 @@ impl Gen<'_> {
         let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
 
         let init_ty = ctor.init.as_ref().map_or_else(|| quote!(()), |t| quote!(#t));
+        // The id goes through `ItemId`, implemented for `u64` alone, so that
+        // a constructor whose one parameter is really init data gets one
+        // error at that parameter's type, with the fix in its text.
+        let id = ctor.id_ty.as_ref().map(|t| {
+            quote_spanned! {t.span()=> <#t as #krate::__private::ItemId>::from_id(__id) }
+        });
         let (id_pat, init_pat, call) = match ctor.arity {
-            Arity::Id => (quote!(__id), quote!(_), quote!(__id)),
+            Arity::Id => (quote!(__id), quote!(_), quote!(#id)),
             Arity::Init => (quote!(_), quote!(__init), quote!(__init)),
-            Arity::IdInit => (quote!(__id), quote!(__init), quote!(__id, __init)),
+            Arity::IdInit => (quote!(__id), quote!(__init), quote!(#id, __init)),
         };
         // Spanned at the constructor's return type, so that a type error
-        // in the call is reported there.
+        // in the call is reported there: an error type that is not one
+        // (`ConstructorError`), or a return type that is not the item
+        // (`Constructed`, implemented for the item alone).
+        let output_ty = &ctor.output_ty;
         let build = if ctor.fallible {
             quote_spanned! {ctor.output=>
                 ::core::result::Result::map_err(Self::new(#call), |e| #krate::__private::new_item_error(e))
             }
         } else {
-            quote_spanned! {ctor.output=> ::core::result::Result::Ok(Self::new(#call)) }
+            quote_spanned! {ctor.output=>
+                ::core::result::Result::Ok(
+                    <#output_ty as #krate::__private::Constructed<Self>>::item(Self::new(#call))
+                )
+            }
         };
 
         let arms = endpoints.iter().map(|e| {
