@@ -453,18 +453,18 @@ fn generated_paths_need_no_imports() -> Res {
 
 /// Written without bounds: the macro adds `T: 'static`, and `Send` for the
 /// types that travel in messages (here `T` itself, through `push`).
-pub struct Pile<T> {
+struct Pile<T> {
     items: Vec<T>,
 }
 
 #[pool_item]
 impl<T> Pile<T> {
-    pub fn new(_id: u64) -> Self {
+    fn new(_id: u64) -> Self {
         Pile { items: Vec::new() }
     }
 
     #[messaging(PutRequest, PutResponse)]
-    pub fn pile(&mut self, item: T) -> usize {
+    fn pile(&mut self, item: T) -> usize {
         self.items.push(item);
         self.items.len()
     }
@@ -472,18 +472,18 @@ impl<T> Pile<T> {
 
 /// `T` never travels in a message, so it need not be `Send`: an `Rc` will
 /// do (the item is built on its worker and never leaves it).
-pub struct Keeper<T> {
+struct Keeper<T> {
     kept: T,
 }
 
 #[pool_item]
 impl<T: Default + Clone> Keeper<T> {
-    pub fn new(_id: u64) -> Self {
+    fn new(_id: u64) -> Self {
         Keeper { kept: T::default() }
     }
 
     #[messaging(KeepRequest, KeepResponse)]
-    pub fn keep(&mut self) -> bool {
+    fn keep(&mut self) -> bool {
         let again = self.kept.clone();
         drop(again);
         true
