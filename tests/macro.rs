@@ -502,3 +502,48 @@ fn generic_items_need_no_bounds_written_and_only_message_types_need_send() -> Re
     assert!(keepers.send_and_receive_once(KeepRequest(1))?.result);
     Ok(())
 }
+
+/// An argument with none of `Debug`, `Clone` and `PartialEq`.
+struct Token(u8);
+
+struct Vault {
+    tokens: Vec<u8>,
+}
+
+#[pool_item]
+impl Vault {
+    fn new(_id: u64) -> Self {
+        Vault { tokens: Vec::new() }
+    }
+
+    #[messaging(StoreTokenRequest, StoreTokenResponse)]
+    fn store_token(&mut self, token: Token) -> usize {
+        self.tokens.push(token.0);
+        self.tokens.len()
+    }
+}
+
+#[test]
+fn an_argument_without_the_default_traits_compiles_and_the_other_types_keep_them() -> Res {
+    // The request holding a `Token` lacks Debug, Clone and PartialEq (see
+    // tests/ui/arg_without_clone_asked_to_clone.rs); the item still works.
+    let vaults = ThreadPool::<Vault>::new(1)?;
+    vaults.send_and_receive_once(VaultInit(1))?;
+    let stored = vaults.send_and_receive_once(StoreTokenRequest(1, Token(7)))?;
+    // Its response holds a `usize`, so it has all three, formatted as a derive would.
+    assert_eq!(format!("{:?}", stored.clone()), "StoreTokenResponse { id: 1, result: 1 }");
+    assert_eq!(stored, StoreTokenResponse { id: 1, result: 1 });
+
+    // Requests, responses and the enums of an item whose fields have them.
+    let deposit = DepositRequest(1, 5);
+    assert_eq!(format!("{deposit:?}"), "DepositRequest(1, 5)");
+    assert_eq!(deposit.clone(), DepositRequest(1, 5));
+    assert_ne!(deposit, DepositRequest(1, 6));
+    let api = AccountApi::from(deposit);
+    assert_eq!(format!("{api:?}"), "Deposit(DepositRequest(1, 5))");
+    assert_eq!(api.clone(), AccountApi::Deposit(DepositRequest(1, 5)));
+    let response = AccountResponse::from(DepositResponse { id: 1, result: 15 });
+    assert_eq!(format!("{response:?}"), "Deposit(DepositResponse { id: 1, result: 15 })");
+    assert_ne!(response, AccountResponse::Deposit(DepositResponse { id: 2, result: 15 }));
+    Ok(())
+}

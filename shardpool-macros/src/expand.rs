@@ -1,6 +1,7 @@
 //! What `#[pool_item]` generates from an impl block.
 
 use crate::args::{ItemArgs, MessagingArgs};
+use crate::derive::{conditional_impls, Shape};
 use crate::generics::{mentioned, param_names, subset};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, GenericParam, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, Meta, Path, ReturnType,
+    Attribute, FnArg, GenericParam, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, Meta, ReturnType,
     Signature, Type, Visibility,
 };
 
@@ -202,7 +203,7 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
         generics: &generics,
         api: &api,
         response_enum: &response_enum,
-        derives: derives(&args),
+        derives: Derives::of(&args),
     };
     let mut out = TokenStream::new();
     for e in &endpoints {
@@ -511,18 +512,39 @@ fn crate_path() -> TokenStream {
     }
 }
 
-/// The derives of the generated types.
-fn derives(args: &ItemArgs) -> TokenStream {
-    let default: Vec<Path> = vec![
-        syn::parse_quote!(::core::fmt::Debug),
-        syn::parse_quote!(::core::clone::Clone),
-        syn::parse_quote!(::core::cmp::PartialEq),
-    ];
-    let derives = args.derives.as_ref().unwrap_or(&default);
-    if derives.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(#[derive(#(#derives),*)])
+/// What the generated types implement besides the pool's traits.
+enum Derives {
+    /// `Debug`, `Clone` and `PartialEq`, each where every field has it
+    /// (`derive.rs`).
+    Conditional,
+    /// What `derive(..)` listed, as a `#[derive]` attribute (empty for
+    /// `derive()`).
+    Listed(TokenStream),
+}
+
+impl Derives {
+    fn of(args: &ItemArgs) -> Self {
+        match &args.derives {
+            None => Derives::Conditional,
+            Some(paths) if paths.is_empty() => Derives::Listed(TokenStream::new()),
+            Some(paths) => Derives::Listed(quote!(#[derive(#(#paths),*)])),
+        }
+    }
+
+    /// The attribute to put on a generated type.
+    fn attr(&self) -> Option<&TokenStream> {
+        match self {
+            Derives::Listed(attr) => Some(attr),
+            Derives::Conditional => None,
+        }
+    }
+
+    /// The impls to put beside a generated type.
+    fn impls(&self, name: &Ident, generics: &Generics, shape: Shape<'_>) -> Option<TokenStream> {
+        match self {
+            Derives::Conditional => Some(conditional_impls(name, generics, &shape)),
+            Derives::Listed(_) => None,
+        }
     }
 }
 
@@ -534,7 +556,7 @@ struct Gen<'a> {
     generics: &'a Generics,
     api: &'a Ident,
     response_enum: &'a Ident,
-    derives: TokenStream,
+    derives: Derives,
 }
 
 impl Gen<'_> {
@@ -590,21 +612,41 @@ impl Gen<'_> {
             }
         });
 
+        let derive_attr = derives.attr();
+        let id_ty: Type = syn::parse_quote!(u64);
+        let request_impls = derives.impls(
+            request,
+            &req_generics,
+            Shape::Tuple(std::iter::once(&id_ty).chain(args.iter()).collect()),
+        );
+        let response_impls = derives.impls(
+            response,
+            &resp_generics,
+            Shape::Named(vec![
+                (Ident::new("id", Span::call_site()), &id_ty),
+                (Ident::new("result", Span::call_site()), result),
+            ]),
+        );
+
         quote! {
             #send_check
 
             #[doc = #request_doc]
-            #derives
+            #derive_attr
             pub struct #request #req_def (pub u64, #(pub #args),*) #req_where;
 
+            #request_impls
+
             #[doc = #response_doc]
-            #derives
+            #derive_attr
             pub struct #response #resp_def #resp_where {
                 /// The id of the item that answered.
                 pub id: u64,
                 #[doc = #result_doc]
                 pub result: #result,
             }
+
+            #response_impls
 
             impl #impl_generics #krate::Request<#self_ty> for #request #req_ty #where_clause {
                 type Response = #response #resp_ty;
@@ -684,20 +726,57 @@ impl Gen<'_> {
         });
         let api_doc = format!("The requests a `{name}` answers, one variant per `#[messaging]` method.");
         let response_doc = format!("The responses of a `{name}`, one variant per `#[messaging]` method.");
+        let derive_attr = derives.attr();
+        let api_impls = derives.impls(
+            api,
+            self.generics,
+            Shape::Enum {
+                variants: endpoints
+                    .iter()
+                    .map(|e| {
+                        let g = self.generics_of(&e.args);
+                        let (_, ty, _) = g.split_for_impl();
+                        let request = &e.request;
+                        (&e.variant, syn::parse_quote!(#request #ty))
+                    })
+                    .collect(),
+                phantom: phantom.is_some(),
+            },
+        );
+        let response_impls = derives.impls(
+            response_enum,
+            self.generics,
+            Shape::Enum {
+                variants: endpoints
+                    .iter()
+                    .map(|e| {
+                        let g = self.generics_of([&e.result]);
+                        let (_, ty, _) = g.split_for_impl();
+                        let response = &e.response;
+                        (&e.variant, syn::parse_quote!(#response #ty))
+                    })
+                    .collect(),
+                phantom: phantom.is_some(),
+            },
+        );
         quote! {
             #[doc = #api_doc]
-            #derives
+            #derive_attr
             pub enum #api #def_generics #where_clause {
                 #(#api_variants)*
                 #phantom
             }
 
+            #api_impls
+
             #[doc = #response_doc]
-            #derives
+            #derive_attr
             pub enum #response_enum #def_generics #where_clause {
                 #(#response_variants)*
                 #phantom
             }
+
+            #response_impls
 
             impl #def_generics ::core::convert::From<#response_enum #ty_generics> for #krate::Reply<#self_ty>
             #where_clause
@@ -714,14 +793,19 @@ impl Gen<'_> {
     fn init_request(&self, init: &Ident) -> TokenStream {
         let Gen { krate, self_ty, name, derives, .. } = self;
         let (impl_generics, _, where_clause) = self.generics.split_for_impl();
+        let derive_attr = derives.attr();
+        let id_ty: Type = syn::parse_quote!(u64);
+        let init_impls = derives.impls(init, &Generics::default(), Shape::Tuple(vec![&id_ty]));
         let doc = format!(
             "Creates the `{name}` with this id: the same as `AddRequest::new(id, ())`, \
              answered with an `AddResponse`."
         );
         quote! {
             #[doc = #doc]
-            #derives
+            #derive_attr
             pub struct #init(pub u64);
+
+            #init_impls
 
             impl #impl_generics #krate::Request<#self_ty> for #init #where_clause {
                 type Response = #krate::AddResponse;

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod derive;
 mod expand;
 mod generics;
 
