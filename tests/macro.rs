@@ -504,7 +504,7 @@ fn generic_items_need_no_bounds_written_and_only_message_types_need_send() -> Re
 }
 
 /// An argument with none of `Debug`, `Clone` and `PartialEq`.
-struct Token(u8);
+pub struct Token(pub u8);
 
 struct Vault {
     tokens: Vec<u8>,
@@ -545,5 +545,41 @@ fn an_argument_without_the_default_traits_compiles_and_the_other_types_keep_them
     let response = AccountResponse::from(DepositResponse { id: 1, result: 15 });
     assert_eq!(format!("{response:?}"), "Deposit(DepositResponse { id: 1, result: 15 })");
     assert_ne!(response, AccountResponse::Deposit(DepositResponse { id: 2, result: 15 }));
+    Ok(())
+}
+
+/// A type of the user's own, with the name `#[pool_item]` would generate
+/// for the add request of `Shelf`.
+#[derive(Debug, PartialEq)]
+struct ShelfInit {
+    shelves: u32,
+}
+
+struct Shelf;
+
+#[pool_item(init_request = NewShelf, api = ShelfCalls, response = ShelfAnswers)]
+impl Shelf {
+    fn new(_id: u64) -> Self {
+        Shelf
+    }
+
+    #[messaging(CountRequest, CountResponse)]
+    fn count(&self) -> u32 {
+        3
+    }
+}
+
+#[test]
+fn generated_type_names_can_be_chosen_to_avoid_a_clash() -> Res {
+    // The user's `ShelfInit` is untouched...
+    assert_eq!(ShelfInit { shelves: 2 }, ShelfInit { shelves: 2 });
+    // ...and the generated types answer to the names given.
+    let pool = ThreadPool::<Shelf>::new(1)?;
+    let added: AddResponse = pool.send_and_receive_once(NewShelf(4))?;
+    assert_eq!(added.id, 4);
+    assert_eq!(pool.send_and_receive_once(CountRequest(4))?.result, 3);
+    let call: ShelfCalls = CountRequest(4).into();
+    let answer: ShelfAnswers = CountResponse { id: 4, result: 3 }.into();
+    assert!(matches!((call, answer), (ShelfCalls::Count(_), ShelfAnswers::Count(_))));
     Ok(())
 }

@@ -14,6 +14,12 @@ pub(crate) struct ItemArgs {
     pub(crate) thread_state: Option<Type>,
     /// `derive(..)`: what the generated types derive (`None`: the default set).
     pub(crate) derives: Option<Vec<Path>>,
+    /// `api = Name`: the name of the generated request enum.
+    pub(crate) api: Option<Ident>,
+    /// `response = Name`: the name of the generated response enum.
+    pub(crate) response: Option<Ident>,
+    /// `init_request = Name`: the name of the generated add request.
+    pub(crate) init_request: Option<Ident>,
 }
 
 impl Parse for ItemArgs {
@@ -47,6 +53,18 @@ impl Parse for ItemArgs {
                     let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
                     args.derives = Some(paths.into_iter().collect());
                 }
+                "api" | "response" | "init_request" => {
+                    let slot = match key.to_string().as_str() {
+                        "api" => &mut args.api,
+                        "response" => &mut args.response,
+                        _ => &mut args.init_request,
+                    };
+                    if slot.is_some() {
+                        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+                    }
+                    input.parse::<Token![=]>()?;
+                    *slot = Some(input.parse()?);
+                }
                 "Shutdown" | "shutdown" => {
                     return Err(syn::Error::new(
                         key.span(),
@@ -59,7 +77,8 @@ impl Parse for ItemArgs {
                         key.span(),
                         format!(
                             "unknown #[pool_item] argument `{key}`; expected `init = Type`, \
-                             `thread_state = Type` or `derive(Trait, ..)`"
+                             `thread_state = Type`, `derive(Trait, ..)`, or a name for a generated \
+                             type: `api = Name`, `response = Name`, `init_request = Name`"
                         ),
                     ));
                 }

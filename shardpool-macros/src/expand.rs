@@ -70,6 +70,10 @@ struct Constructor {
     /// Where the constructor's return type is written, to report type errors
     /// of the generated call there.
     output: Span,
+    /// `new` is missing or malformed (already reported): `new_pool_item` is
+    /// generated as a stub, only so that the rest of the crate type-checks
+    /// against the item instead of failing on every use of it.
+    broken: bool,
 }
 
 /// Expands `#[pool_item(args)] impl .. { .. }`.
@@ -101,6 +105,13 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
         ));
         Ident::new("Item", Span::call_site())
     });
+
+    // Lifetime parameters or a nameless self type: nothing sensible can be
+    // generated.
+    if let Some(e) = errors.0.take() {
+        let e = e.to_compile_error();
+        return quote! { #input #e };
+    }
 
     // Sort the methods: endpoints stay (callable directly too), hooks move
     // into the `PoolItem` impl, and `new` is remembered.
@@ -158,10 +169,10 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
 
     let ctor = match &new_sig {
         Some(sig) => match constructor(sig, args.init.as_ref()) {
-            Ok(c) => Some(c),
+            Ok(c) => c,
             Err(e) => {
                 errors.push(e);
-                None
+                broken_constructor(Some(sig), args.init.as_ref())
             }
         },
         None => {
@@ -169,38 +180,43 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
                 &input.self_ty,
                 "#[pool_item] needs the item's constructor in this impl block: \
                  `fn new(id: u64) -> Self` or `fn new(id: u64, init: MyInit) -> Self` \
-                 (either may return `Result<Self, E>` with `E: Display`)",
+                 (either may return `Result<Self, E>`)",
             ));
-            None
+            broken_constructor(None, args.init.as_ref())
         }
     };
 
-    let api = format_ident!("{}Api", name);
-    let response_enum = format_ident!("{}Response", name);
-    let init_struct = format_ident!("{}Init", name);
-    let generates_init = ctor.as_ref().is_some_and(|c| c.arity == Arity::Id);
-    errors.check(check_names(
+    // The generated names: given in the arguments, or made from the item's
+    // name. A made name carries the span of what it comes from (the item's
+    // name, or `new`), so that a clash with a type of the module is
+    // reported there; a given one, its own.
+    let mut api = args.api.clone().unwrap_or_else(|| format_ident!("{}Api", name));
+    let mut response_enum = args.response.clone().unwrap_or_else(|| format_ident!("{}Response", name));
+    let mut init_struct = args.init_request.clone().unwrap_or_else(|| {
+        let span = new_sig.as_ref().map_or(name.span(), |sig| sig.ident.span());
+        format_ident!("{}Init", name, span = span)
+    });
+    let generates_init = ctor.arity == Arity::Id;
+    check_names(
+        &mut errors,
         &name,
-        &api,
-        &response_enum,
-        generates_init.then_some(&init_struct),
-        &endpoints,
-    ));
+        &mut api,
+        &mut response_enum,
+        generates_init.then_some(&mut init_struct),
+        &mut endpoints,
+    );
 
-    if let Some(e) = errors.0 {
-        let e = e.to_compile_error();
-        return quote! { #input #e };
-    }
-    let Some(ctor) = ctor else {
-        unreachable!("a missing or broken constructor is an error");
-    };
-
-    let generics = with_message_bounds(&input.generics, &endpoints, &ctor, args.thread_state.as_ref());
+    // Whatever was wrong has been reported; what is right is still
+    // generated, so that the rest of the crate does not fail on every use
+    // of the item and its types as well.
+    let errors = errors.0.map(|e| e.to_compile_error());
+    let bounded = with_message_bounds(&input.generics, &endpoints, &ctor, args.thread_state.as_ref());
     let gen = Gen {
         krate: crate_path(),
         self_ty: &input.self_ty,
         name: &name,
-        generics: &generics,
+        generics: &input.generics,
+        bounded: &bounded,
         api: &api,
         response_enum: &response_enum,
         derives: Derives::of(&args),
@@ -215,17 +231,22 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
     }
     let thread_state = args.thread_state.map_or_else(|| quote!(()), |t| quote!(#t));
     out.extend(gen.pool_item(&endpoints, &ctor, &thread_state, &hooks));
-    quote! { #input #out }
+    quote! { #input #out #errors }
 }
 
-/// The item's generics, plus the bounds `PoolItem` needs of them, so that a
-/// generic impl block need not spell them out (and one that does not gets
-/// no error at all, rather than one per generated impl): every type
-/// parameter `'static` (the item outlives any borrow), and every message
-/// type that mentions a parameter (an argument, a result, the init data)
-/// `Send + 'static`, as it crosses threads. A type that never travels in a
-/// message needs no `Send`. The thread state, if it mentions a parameter,
-/// gets `Default + 'static`.
+/// The item's generics, plus the bounds `PoolItem` needs of them, for the
+/// generated impls. A generic impl block need not spell them out (and one
+/// that does not gets no error at all, rather than one per generated impl):
+/// every type parameter is `'static` (the item outlives any borrow), and
+/// every message type (an argument, a result, the init data) is
+/// `Send + 'static`, as it crosses threads; a parameter that never travels
+/// in a message need not be `Send`. The thread state, if it mentions a
+/// parameter, gets `Default + 'static`.
+///
+/// A message type that mentions no parameter gets the bound too, under a
+/// `for<'__a>` binder that keeps a false one (`Rc<String>: Send`) from being
+/// an error by itself: the impls then do not apply, and the one error is
+/// the `Send` check at the argument's own span (`Gen::endpoint`).
 fn with_message_bounds(
     generics: &Generics,
     endpoints: &[Endpoint],
@@ -233,9 +254,6 @@ fn with_message_bounds(
     thread_state: Option<&Type>,
 ) -> Generics {
     let params = param_names(generics);
-    if params.is_empty() {
-        return generics.clone();
-    }
     let mentions = |t: &Type| !mentioned(&params, |f| f.visit_type(t)).is_empty();
     let mut out = generics.clone();
     let clause = out.make_where_clause();
@@ -244,11 +262,18 @@ fn with_message_bounds(
         clause.predicates.push(syn::parse_quote!(#ident: 'static));
     }
     let messages = endpoints.iter().flat_map(|e| e.args.iter().chain([&e.result])).chain(ctor.init.as_ref());
-    for t in messages.filter(|t| mentions(t)) {
-        clause.predicates.push(syn::parse_quote!(#t: ::core::marker::Send + 'static));
+    for t in messages {
+        clause.predicates.push(if mentions(t) {
+            syn::parse_quote!(#t: ::core::marker::Send + 'static)
+        } else {
+            syn::parse_quote!(for<'__a> #t: ::core::marker::Send + 'static)
+        });
     }
     if let Some(t) = thread_state.filter(|t| mentions(t)) {
         clause.predicates.push(syn::parse_quote!(#t: ::core::default::Default + 'static));
+    }
+    if clause.predicates.is_empty() {
+        out.where_clause = None;
     }
     out
 }
@@ -418,7 +443,7 @@ fn constructor(sig: &Signature, explicit_init: Option<&Type>) -> syn::Result<Con
     let ReturnType::Type(_, output) = &sig.output else {
         return Err(syn::Error::new_spanned(
             &sig.ident,
-            "the constructor must return `Self` or `Result<Self, E>` (with `E: Display`)",
+            "the constructor must return `Self` or `Result<Self, E>`",
         ));
     };
     let fallible = match &**output {
@@ -429,43 +454,98 @@ fn constructor(sig: &Signature, explicit_init: Option<&Type>) -> syn::Result<Con
         Arity::Id | Arity::IdInit => Some((*typed[0].ty).clone()),
         Arity::Init => None,
     };
-    Ok(Constructor { arity, init, fallible, id_ty, output_ty: (**output).clone(), output: output.span() })
+    Ok(Constructor {
+        arity,
+        init,
+        fallible,
+        id_ty,
+        output_ty: (**output).clone(),
+        output: output.span(),
+        broken: false,
+    })
 }
 
-/// Checks that no two generated types share a name.
+/// The stand-in for a missing or malformed `new` (an error already
+/// reported): its init type is the one given or the one `new` seems to
+/// take, so that the item's uses elsewhere do not fail too.
+fn broken_constructor(sig: Option<&Signature>, explicit_init: Option<&Type>) -> Constructor {
+    let second = sig.and_then(|sig| {
+        sig.inputs
+            .iter()
+            .filter_map(|a| match a {
+                FnArg::Typed(t) => Some(&t.ty),
+                FnArg::Receiver(_) => None,
+            })
+            .nth(1)
+            .filter(|t| !matches!(***t, Type::Reference(_)))
+            .map(|t| (**t).clone())
+    });
+    let init = explicit_init.cloned().or(second);
+    Constructor {
+        arity: if init.is_some() { Arity::IdInit } else { Arity::Id },
+        init,
+        fallible: false,
+        id_ty: None,
+        output_ty: syn::parse_quote!(Self),
+        output: Span::call_site(),
+        broken: true,
+    }
+}
+
+/// Checks that no two generated types share a name, nor two methods a
+/// variant. An endpoint whose names clash with earlier ones is reported and
+/// dropped, so that what is generated is itself free of clashes.
 fn check_names(
+    errors: &mut Errors,
     item: &Ident,
-    api: &Ident,
-    response_enum: &Ident,
-    init: Option<&Ident>,
-    endpoints: &[Endpoint],
-) -> syn::Result<()> {
+    api: &mut Ident,
+    response_enum: &mut Ident,
+    init: Option<&mut Ident>,
+    endpoints: &mut Vec<Endpoint>,
+) {
     let mut taken: HashMap<String, String> = HashMap::new();
     taken.insert(item.to_string(), "the item itself".to_owned());
-    taken.insert(api.to_string(), "the generated request enum".to_owned());
-    taken.insert(response_enum.to_string(), "the generated response enum".to_owned());
-    if let Some(init) = init {
-        taken.insert(init.to_string(), "the generated init request".to_owned());
+    let hint = "; name it in #[pool_item(api = .., response = .., init_request = ..)]";
+    for (ident, what, fallback) in [
+        (Some(api), "the generated request enum", "Api"),
+        (Some(response_enum), "the generated response enum", "Response"),
+        (init, "the generated init request", "Init"),
+    ] {
+        let Some(ident) = ident else { continue };
+        if let Some(previous) = taken.get(&ident.to_string()) {
+            errors.push(syn::Error::new_spanned(
+                &*ident,
+                format!("`{ident}` would be both {previous} and {what}{hint}"),
+            ));
+            // Generated under a name of its own, so that the clash is
+            // reported once, here, and not again by every impl of the type.
+            *ident = format_ident!("__{}{}Clash", item, fallback, span = ident.span());
+        }
+        taken.insert(ident.to_string(), what.to_owned());
     }
-    let mut variants: HashMap<String, &Ident> = HashMap::new();
-    let mut errors = Errors::default();
-    for e in endpoints {
-        for (ident, kind) in [(&e.request, "request"), (&e.response, "response")] {
-            let what = format!("the {kind} type of `{}`", e.method);
-            match taken.get(&ident.to_string()) {
-                Some(previous) => errors.push(syn::Error::new_spanned(
+    let mut variants: HashMap<String, Ident> = HashMap::new();
+    endpoints.retain(|e| {
+        let mut fresh = true;
+        for ident in [&e.request, &e.response] {
+            if let Some(previous) = taken.get(&ident.to_string()) {
+                errors.push(syn::Error::new_spanned(
                     ident,
                     format!(
                         "`{ident}` is already {previous}; each #[messaging] method needs request and \
                          response type names of its own"
                     ),
-                )),
-                None => {
-                    taken.insert(ident.to_string(), what);
-                }
+                ));
+                fresh = false;
             }
         }
-        if let Some(previous) = variants.insert(e.variant.to_string(), &e.method) {
+        if e.request == e.response {
+            errors.push(syn::Error::new_spanned(
+                &e.response,
+                format!("`{}` cannot name both the request and the response", e.response),
+            ));
+            fresh = false;
+        }
+        if let Some(previous) = variants.get(&e.variant.to_string()) {
             errors.push(syn::Error::new_spanned(
                 &e.method,
                 format!(
@@ -474,9 +554,15 @@ fn check_names(
                     e.method, e.variant
                 ),
             ));
+            fresh = false;
         }
-    }
-    errors.0.map_or(Ok(()), Err)
+        if fresh {
+            taken.insert(e.request.to_string(), format!("the request type of `{}`", e.method));
+            taken.insert(e.response.to_string(), format!("the response type of `{}`", e.method));
+            variants.insert(e.variant.to_string(), e.method.clone());
+        }
+        fresh
+    });
 }
 
 /// `get_history` -> `GetHistory`.
@@ -553,7 +639,10 @@ struct Gen<'a> {
     krate: TokenStream,
     self_ty: &'a Type,
     name: &'a Ident,
+    /// The item's generics, as written: for the generated types' definitions.
     generics: &'a Generics,
+    /// With the bounds the pool needs (`with_message_bounds`): for the impls.
+    bounded: &'a Generics,
     api: &'a Ident,
     response_enum: &'a Ident,
     derives: Derives,
@@ -571,7 +660,7 @@ impl Gen<'_> {
     /// conversions.
     fn endpoint(&self, e: &Endpoint) -> TokenStream {
         let Gen { krate, self_ty, name, api, response_enum, derives, .. } = self;
-        let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+        let (impl_generics, ty_generics, where_clause) = self.bounded.split_for_impl();
         let Endpoint { method, variant, request, response, args, result } = e;
 
         let req_generics = self.generics_of(args);
@@ -628,15 +717,15 @@ impl Gen<'_> {
             ]),
         );
 
-        quote! {
-            #send_check
-
+        // Each definition carries the span of its name where the user wrote
+        // it, so that a clash with another type of the module is reported
+        // at that name.
+        let request_def = quote_spanned! {request.span()=>
             #[doc = #request_doc]
             #derive_attr
             pub struct #request #req_def (pub u64, #(pub #args),*) #req_where;
-
-            #request_impls
-
+        };
+        let response_def = quote_spanned! {response.span()=>
             #[doc = #response_doc]
             #derive_attr
             pub struct #response #resp_def #resp_where {
@@ -645,6 +734,16 @@ impl Gen<'_> {
                 #[doc = #result_doc]
                 pub result: #result,
             }
+        };
+
+        quote! {
+            #send_check
+
+            #request_def
+
+            #request_impls
+
+            #response_def
 
             #response_impls
 
@@ -693,6 +792,7 @@ impl Gen<'_> {
     fn enums(&self, endpoints: &[Endpoint]) -> TokenStream {
         let Gen { krate, self_ty, name, api, response_enum, derives, .. } = self;
         let (def_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+        let (impl_generics, _, impl_where) = self.bounded.split_for_impl();
         let type_params: Vec<_> = self
             .generics
             .params
@@ -759,27 +859,34 @@ impl Gen<'_> {
                 phantom: phantom.is_some(),
             },
         );
-        quote! {
+        // Spanned at their names, as the request and response structs are.
+        let api_def = quote_spanned! {api.span()=>
             #[doc = #api_doc]
             #derive_attr
             pub enum #api #def_generics #where_clause {
                 #(#api_variants)*
                 #phantom
             }
-
-            #api_impls
-
+        };
+        let response_def = quote_spanned! {response_enum.span()=>
             #[doc = #response_doc]
             #derive_attr
             pub enum #response_enum #def_generics #where_clause {
                 #(#response_variants)*
                 #phantom
             }
+        };
+        quote! {
+            #api_def
+
+            #api_impls
+
+            #response_def
 
             #response_impls
 
-            impl #def_generics ::core::convert::From<#response_enum #ty_generics> for #krate::Reply<#self_ty>
-            #where_clause
+            impl #impl_generics ::core::convert::From<#response_enum #ty_generics> for #krate::Reply<#self_ty>
+            #impl_where
             {
                 fn from(response: #response_enum #ty_generics) -> Self {
                     #krate::Reply::Response(response)
@@ -792,7 +899,7 @@ impl Gen<'_> {
     /// only its id.
     fn init_request(&self, init: &Ident) -> TokenStream {
         let Gen { krate, self_ty, name, derives, .. } = self;
-        let (impl_generics, _, where_clause) = self.generics.split_for_impl();
+        let (impl_generics, _, where_clause) = self.bounded.split_for_impl();
         let derive_attr = derives.attr();
         let id_ty: Type = syn::parse_quote!(u64);
         let init_impls = derives.impls(init, &Generics::default(), Shape::Tuple(vec![&id_ty]));
@@ -800,10 +907,13 @@ impl Gen<'_> {
             "Creates the `{name}` with this id: the same as `AddRequest::new(id, ())`, \
              answered with an `AddResponse`."
         );
-        quote! {
+        let init_def = quote_spanned! {init.span()=>
             #[doc = #doc]
             #derive_attr
             pub struct #init(pub u64);
+        };
+        quote! {
+            #init_def
 
             #init_impls
 
@@ -830,7 +940,7 @@ impl Gen<'_> {
         hooks: &[ImplItemFn],
     ) -> TokenStream {
         let Gen { krate, self_ty, api, response_enum, .. } = self;
-        let (impl_generics, ty_generics, where_clause) = self.generics.split_for_impl();
+        let (impl_generics, ty_generics, where_clause) = self.bounded.split_for_impl();
 
         let init_ty = ctor.init.as_ref().map_or_else(|| quote!(()), |t| quote!(#t));
         // The id goes through `ItemId`, implemented for `u64` alone, so that
@@ -849,7 +959,9 @@ impl Gen<'_> {
         // (`ConstructorError`), or a return type that is not the item
         // (`Constructed`, implemented for the item alone).
         let output_ty = &ctor.output_ty;
-        let build = if ctor.fallible {
+        let build = if ctor.broken {
+            quote!(::core::panic!("the constructor did not compile"))
+        } else if ctor.fallible {
             quote_spanned! {ctor.output=>
                 ::core::result::Result::map_err(Self::new(#call), |e| #krate::__private::new_item_error(e))
             }

@@ -91,8 +91,10 @@ use syn::{parse_macro_input, ItemImpl};
 ///
 /// and `From` conversions from each request into `ItemApi`, and from each
 /// response into `ItemResponse` and into `Reply<Item>` (what a mock pool's
-/// canned responses are made of). The generated types are `pub` and derive
-/// `Debug, Clone, PartialEq` unless `derive(..)` says otherwise.
+/// canned responses are made of). The generated types are `pub` and
+/// implement `Debug`, `Clone` and `PartialEq` wherever their fields do (an
+/// argument without `Clone` leaves its request without `Clone`, and nothing
+/// else), unless `derive(..)` says otherwise.
 ///
 /// Every path in the generated code is absolute, through the name under
 /// which the calling crate's `Cargo.toml` lists shardpool (so a renamed
@@ -100,8 +102,8 @@ use syn::{parse_macro_input, ItemImpl};
 ///
 /// # Arguments
 ///
-/// `#[pool_item(init = T, thread_state = S, derive(Trait, ..))]`, each
-/// optional:
+/// `#[pool_item(init = T, thread_state = S, derive(Trait, ..), api = Name,
+/// response = Name, init_request = Name)]`, each optional:
 ///
 /// - `init = T`: the item's init type. Without it the type is read from the
 ///   constructor's second parameter. With it, a one-parameter constructor is
@@ -109,9 +111,13 @@ use syn::{parse_macro_input, ItemImpl};
 ///   was, which is accepted too).
 /// - `thread_state = S`: the state each worker keeps for its items
 ///   (`PoolItem::ThreadState`, `()` if not given), handed to the hooks.
-/// - `derive(..)`: what the generated types derive, instead of
-///   `Debug, Clone, PartialEq` (`derive()` for nothing); for arguments that
-///   cannot be compared or cloned.
+/// - `derive(..)`: what the generated types derive, instead of the default
+///   `Debug`, `Clone` and `PartialEq` (`derive()` for nothing), for example
+///   `derive(Debug, Clone, serde::Serialize)`.
+/// - `api = Name`, `response = Name`, `init_request = Name`: the names of
+///   the request enum, the response enum and the `ItemInit` request, in
+///   place of `ItemApi`, `ItemResponse` and `ItemInit`, where those would
+///   clash with a type of the module (another item's, or your own).
 ///
 /// # Fallible constructor, init data, hooks and thread state
 ///
@@ -166,10 +172,13 @@ use syn::{parse_macro_input, ItemImpl};
 /// # Generic items
 ///
 /// The impl block may have type and const parameters (not lifetimes: an
-/// item outlives any borrow); they need the bounds `PoolItem` asks of its
-/// types (`Send + 'static` for what travels in messages). A request or
-/// response struct takes only the parameters its fields mention, so
-/// `LenRequest(7)` below needs no type annotation.
+/// item outlives any borrow). The macro adds the bounds the pool needs to
+/// its own impls, so none need writing: `T: 'static` for each type
+/// parameter, and `Send + 'static` for each message type that mentions one
+/// (an argument, a result, the init data); a parameter that never travels in
+/// a message need not be `Send`. A request or response struct takes only
+/// the parameters its fields mention, so `LenRequest(7)` below needs no type
+/// annotation.
 ///
 /// ```
 /// use shardpool::{pool_item, AddRequest, ThreadPool};
@@ -179,7 +188,7 @@ use syn::{parse_macro_input, ItemImpl};
 /// }
 ///
 /// #[pool_item]
-/// impl<T: Clone + Send + 'static> Stack<T> {
+/// impl<T> Stack<T> {
 ///     pub fn new(_id: u64, first: T) -> Self {
 ///         Stack { items: vec![first] }
 ///     }
@@ -204,11 +213,20 @@ use syn::{parse_macro_input, ItemImpl};
 ///
 /// # Compile errors
 ///
-/// Misuse is reported at the offending tokens: a `#[messaging]` method
-/// taking `self` by value (or no `self`), a borrowed argument, a request or
-/// response name used twice, a missing or malformed `new`, a `#[hook]` that
-/// names no hook, an unknown argument. A request whose fields are not
-/// `Send` is rejected by the compiler, since `PoolItem::Api` must be `Send`:
+/// Misuse is one error at the offending tokens, with the fix in its text:
+/// a `#[messaging]` method taking `self` by value (or no `self`), a borrowed
+/// argument, a request or response name used twice, a missing or malformed
+/// `new`, a one-parameter `new` whose parameter is init data rather than the
+/// id, a `new` returning `Option<Self>`, an error type that is not one, a
+/// `#[hook]` that names no hook, an unknown argument, two generated names
+/// that clash. The macro still generates the rest (the valid endpoints, the
+/// enums, the `PoolItem` impl), so one mistake does not also fail every use
+/// of the item elsewhere in the crate; `tests/ui/` holds a case for each.
+/// A clash with a type outside the impl block (another item's `GetRequest`,
+/// your own `BookInit`) is the compiler's "defined multiple times" error, at
+/// the generated name; rename it with `#[messaging(..)]` or the arguments
+/// above. A request whose fields are not `Send` is rejected by the
+/// compiler, since `PoolItem::Api` must be `Send`:
 ///
 /// ```compile_fail,E0277
 /// use shardpool::pool_item;
