@@ -1,6 +1,7 @@
 //! Building a pool: worker count, pinning, rings, waiting, threads, handlers.
 
 use crate::caller::set_current_worker;
+use crate::cores::CoreClaim;
 use crate::error::{take_panic_message, BuildError};
 use crate::item::PoolItem;
 use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
@@ -170,12 +171,17 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
-    /// The cores the workers run on (default: the cores the process may
-    /// use, whatever the building thread's own mask). Pinned (the default),
-    /// worker `i` is bound to `cores[i % cores.len()]`; with
-    /// [`Pinning::Off`] every worker may run on any of them. This setting
-    /// never changes [`pinning`](Self::pinning), whatever the order of the
-    /// two calls.
+    /// The cores the workers run on. Pinned (the default), worker `i` is
+    /// bound to `cores[i % cores.len()]`; with [`Pinning::Off`] every
+    /// worker may run on any of them. This setting never changes
+    /// [`pinning`](Self::pinning), whatever the order of the two calls.
+    ///
+    /// Without it, each pinned worker takes the least-loaded core the
+    /// process may use (whatever the building thread's own mask), counting
+    /// the pinned workers of every live pool of the process, ties going to
+    /// the lower core: a second pool starts on the cores the first left
+    /// free. A pool's cores are given back when it is dropped; an explicit
+    /// list is counted too.
     ///
     /// ```
     /// use shardpool::{Pinning, ThreadPool};
@@ -487,6 +493,14 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         if self.pinning == Pinning::Required && cores.is_empty() {
             return Err(BuildError::Pinning { worker: 0, core: None });
         }
+        // Which core each worker is pinned to (`cores.rs`): an explicit list
+        // as given, otherwise the least-loaded cores of the process.
+        let claim = match (self.pinning, &self.cores) {
+            (Pinning::Off, _) => CoreClaim::none(),
+            (_, Some(list)) if !list.is_empty() => CoreClaim::exactly(n, list),
+            (_, Some(_)) => CoreClaim::none(),
+            (_, None) => CoreClaim::least_loaded(n, &process_cores),
+        };
         let config = Config {
             ring_capacity: self.ring_capacity,
             max_batch: self.max_batch,
@@ -503,7 +517,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         for index in 0..n {
             let plan = StartPlan {
                 index,
-                core: (!cores.is_empty() && self.pinning != Pinning::Off).then(|| cores[index % cores.len()]),
+                core: claim.core(index),
                 pinning: self.pinning,
                 allowed: if cores.is_empty() { process_cores.clone() } else { cores.clone() },
                 start: self.start_handler.clone(),
@@ -532,7 +546,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 failure = reports.drain(..).find_map(|r| r.err());
             }
         }
-        let pool = ThreadPool::from_parts(shared, joins);
+        let pool = ThreadPool::from_parts(shared, joins, claim);
         match failure {
             None => Ok(pool),
             Some(e) => {

@@ -41,6 +41,7 @@
 
 mod builder;
 mod caller;
+mod cores;
 mod doorbell;
 mod error;
 mod gate;

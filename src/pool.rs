@@ -2,6 +2,7 @@
 
 use crate::builder::ThreadPoolBuilder;
 use crate::caller::{self, decode, LaneIds, Registration, Responses};
+use crate::cores::CoreClaim;
 use crate::doorbell::{Doorbell, CONTROL};
 use crate::error::{take_panic_message, BuildError, Error};
 use crate::gate::Gate;
@@ -231,6 +232,9 @@ pub struct ThreadPool<P: PoolItem> {
     joins: Mutex<Vec<Option<JoinHandle<()>>>>,
     /// The worker threads' names, by index.
     names: Vec<String>,
+    /// The cores the workers were given; handed back when the pool is
+    /// dropped.
+    _cores: CoreClaim,
 }
 
 impl<P: PoolItem> fmt::Debug for ThreadPool<P> {
@@ -261,9 +265,9 @@ impl<P: PoolItem> ThreadPool<P> {
         ThreadPoolBuilder::new()
     }
 
-    pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>) -> Self {
+    pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>, cores: CoreClaim) -> Self {
         let names = joins.iter().map(|j| j.thread().name().unwrap_or_default().to_owned()).collect();
-        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()), names }
+        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()), names, _cores: cores }
     }
 
     /// How many worker threads the pool has.

@@ -1,0 +1,122 @@
+//! The process-wide core allocator: which core each pinned worker gets.
+//!
+//! Every pool of the process draws its workers' cores from one table of how
+//! many live pinned workers each core already has. A worker takes the
+//! least-loaded core of its candidates (the process's cores, in ascending
+//! order; ties go to the lower core), so a second pool, a child pool built
+//! by the first one's items say, lands on the cores the first left free
+//! instead of stacking on core 0. A core list given to the builder wins
+//! (worker `i` on `cores[i % len]`) and is counted like any other claim.
+//! Claims end when the pool is dropped.
+//!
+//! This is bookkeeping, not a protocol: one lock taken at build and at drop,
+//! never on a request path.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Live pinned workers per core, over every pool of the process.
+static LOADS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+
+fn loads() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
+    // The table holds plain counts, consistent after every statement: a
+    // panic elsewhere while it was held cannot have torn it.
+    LOADS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cores of one pool's workers, by worker index; given back on drop.
+#[derive(Debug)]
+pub(crate) struct CoreClaim {
+    cores: Vec<usize>,
+}
+
+impl CoreClaim {
+    /// No claim: for pools that do not pin.
+    pub(crate) fn none() -> Self {
+        CoreClaim { cores: Vec::new() }
+    }
+
+    /// Claims a core for each of `workers` workers among `candidates`
+    /// (non-empty), least-loaded first.
+    pub(crate) fn least_loaded(workers: usize, candidates: &[usize]) -> Self {
+        let mut table = loads();
+        let cores = (0..workers)
+            .map(|_| {
+                let load = |c: &usize| table.get(c).copied().unwrap_or(0);
+                // `min_by_key` keeps the first of equal keys: the lower core.
+                let core = *candidates.iter().min_by_key(|c| load(c)).expect("candidates are not empty");
+                *table.entry(core).or_insert(0) += 1;
+                core
+            })
+            .collect();
+        CoreClaim { cores }
+    }
+
+    /// Claims `cores[i % cores.len()]` (non-empty) for worker `i`: the
+    /// builder's explicit list.
+    pub(crate) fn exactly(workers: usize, cores: &[usize]) -> Self {
+        let mut table = loads();
+        let cores: Vec<usize> = (0..workers).map(|i| cores[i % cores.len()]).collect();
+        for &c in &cores {
+            *table.entry(c).or_insert(0) += 1;
+        }
+        CoreClaim { cores }
+    }
+
+    /// The core claimed for worker `index`, if any.
+    pub(crate) fn core(&self, index: usize) -> Option<usize> {
+        self.cores.get(index).copied()
+    }
+}
+
+impl Drop for CoreClaim {
+    fn drop(&mut self) {
+        if self.cores.is_empty() {
+            return;
+        }
+        let mut table = loads();
+        for c in self.cores.drain(..) {
+            if let Some(n) = table.get_mut(&c) {
+                *n -= 1;
+                if *n == 0 {
+                    table.remove(&c);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table is process-wide, so the unit tests use cores no real pool
+    /// of this test binary can have (far above any machine's count).
+    const BASE: usize = 1 << 20;
+
+    #[test]
+    fn least_loaded_spreads_pools_and_releases_on_drop() {
+        let cands = [BASE, BASE + 1, BASE + 2];
+        let a = CoreClaim::least_loaded(2, &cands);
+        assert_eq!(a.cores, [BASE, BASE + 1]);
+        // A second pool starts on the core the first left free.
+        let b = CoreClaim::least_loaded(2, &cands);
+        assert_eq!(b.cores, [BASE + 2, BASE]);
+        drop(a);
+        let c = CoreClaim::least_loaded(1, &cands);
+        assert_eq!(c.cores, [BASE + 1]);
+        drop((b, c));
+        assert!(loads().range(BASE..BASE + 3).next().is_none(), "every claim was given back");
+    }
+
+    #[test]
+    fn an_explicit_list_is_counted() {
+        let cands = [BASE + 10, BASE + 11];
+        let fixed = CoreClaim::exactly(3, &[BASE + 10]);
+        assert_eq!(fixed.cores, [BASE + 10; 3]);
+        let next = CoreClaim::least_loaded(1, &cands);
+        assert_eq!(next.cores, [BASE + 11]);
+        drop((fixed, next));
+        assert!(loads().range(BASE + 10..BASE + 12).next().is_none());
+    }
+}
