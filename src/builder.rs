@@ -3,6 +3,7 @@
 use crate::caller::set_current_worker;
 use crate::cores::CoreClaim;
 use crate::error::{take_panic_message, BuildError};
+use crate::idle::Idle;
 use crate::item::PoolItem;
 use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
 use crate::sync::affinity;
@@ -62,6 +63,7 @@ pub struct ThreadPoolBuilder<P: PoolItem> {
     max_batch: usize,
     caller_spin: Duration,
     worker_spin: Duration,
+    idle: Idle,
     thread_name: Option<NameFn>,
     stack_size: Option<usize>,
     start_handler: Option<Handler>,
@@ -82,6 +84,7 @@ impl<P: PoolItem> fmt::Debug for ThreadPoolBuilder<P> {
             .field("max_batch", &self.max_batch)
             .field("caller_spin", &self.caller_spin)
             .field("worker_spin", &self.worker_spin)
+            .field("idle", &self.idle)
             .field("membarrier", &self.membarrier)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
@@ -127,6 +130,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             max_batch: Self::DEFAULT_MAX_BATCH,
             caller_spin: Self::DEFAULT_CALLER_SPIN,
             worker_spin: Self::DEFAULT_WORKER_SPIN,
+            idle: Idle::default(),
             thread_name: None,
             stack_size: None,
             start_handler: None,
@@ -271,6 +275,23 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// ```
     pub fn worker_spin(mut self, d: Duration) -> Self {
         self.worker_spin = d;
+        self
+    }
+
+    /// What an idle worker does after its spin (default
+    /// [`Idle::Adaptive`]): park until rung, anticipate requests that come
+    /// at regular gaps, or poll for ever. See [`Idle`] for what each costs.
+    ///
+    /// ```
+    /// use shardpool::{Idle, ThreadPool};
+    /// use shardpool_samples::Randoms;
+    ///
+    /// let pool = ThreadPool::<Randoms>::builder().workers(1).idle(Idle::Park).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn idle(mut self, idle: Idle) -> Self {
+        self.idle = idle;
         self
     }
 
@@ -507,6 +528,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             window: self.ring_capacity.saturating_mul(n).min(Self::MAX_WINDOW),
             caller_spin: self.caller_spin,
             worker_spin: self.worker_spin,
+            idle: self.idle,
             panic_handler: self.panic_handler.clone(),
             shutdown_timeout: self.shutdown_timeout,
         };
@@ -646,6 +668,9 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
             }
             // Undo a pin inherited from the building thread.
             affinity::allow_current(&plan.allowed);
+        }
+        if matches!(shared.config.idle, Idle::Adaptive { .. }) {
+            crate::idle::tighten_timer_slack();
         }
         if let Some(h) = &plan.start {
             h(index);

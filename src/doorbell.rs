@@ -197,6 +197,27 @@ impl Doorbell {
         }
     }
 
+    /// Worker: parks until a caller has cleared SLEEPING, or until
+    /// `deadline`, when it takes its sleep back itself (as after a poll
+    /// that found work: a caller that cleared SLEEPING meanwhile leaves an
+    /// unpark token, which only makes a later park return early). Returns
+    /// whether it was rung. Not under loom, which cannot model a timed park.
+    #[cfg(not(shardpool_loom))]
+    pub(crate) fn park_until_rung_or(&self, deadline: std::time::Instant) -> bool {
+        loop {
+            // Acquire: as in `park_until_rung`.
+            if self.word.load(Ordering::Acquire) & SLEEPING == 0 {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                self.cancel_sleep();
+                return false;
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+
     /// Whether the worker is parked (or just about to park). Also the
     /// caller's load L of a lazy announcement (module docs).
     #[inline]

@@ -46,6 +46,7 @@ mod doorbell;
 mod error;
 mod gate;
 mod id_provider;
+mod idle;
 mod item;
 #[cfg(shardpool_loom)]
 #[doc(hidden)]
@@ -66,6 +67,7 @@ pub use builder::{Pinning, ThreadPoolBuilder};
 pub use caller::Responses;
 pub use error::{BatchError, BuildError, Error, NewItemError};
 pub use id_provider::IdProvider;
+pub use idle::Idle;
 pub use item::{
     id_being_processed, AddRequest, AddResponse, Message, PoolItem, RemoveRequest, RemoveResponse, Reply,
     Request,

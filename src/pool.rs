@@ -42,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) window: usize,
     pub(crate) caller_spin: Duration,
     pub(crate) worker_spin: Duration,
+    pub(crate) idle: crate::idle::Idle,
     pub(crate) panic_handler: Option<PanicHandler>,
     /// Longest wait of `Drop` (and of `shutdown`) for the workers to stop.
     pub(crate) shutdown_timeout: Duration,

@@ -32,6 +32,7 @@
 use crate::caller::{CallerShared, Envelope, Outcome, Registration};
 use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
 use crate::error::{take_panic_message, Error};
+use crate::idle::{Gaps, Idle, Plan};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::pool::{PanicHandler, PanicReport, Shared};
 use crate::stats::WorkerCounters;
@@ -41,6 +42,7 @@ use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::{event, span};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 /// The item table. Ids may come from outside the process (a network peer
 /// naming a session), so the hasher is seeded: foldhash's `RandomState`
@@ -80,6 +82,9 @@ pub(crate) struct Worker<P: PoolItem> {
     /// When every lane was last scanned while busy.
     #[cfg(not(shardpool_loom))]
     last_scan: std::time::Instant,
+    /// The gaps between going idle and the next request (`idle.rs`);
+    /// nothing is learned under loom, which has no clock.
+    gaps: Gaps,
 }
 
 impl<P: PoolItem> Worker<P> {
@@ -94,6 +99,7 @@ impl<P: PoolItem> Worker<P> {
             passes: 0,
             #[cfg(not(shardpool_loom))]
             last_scan: std::time::Instant::now(),
+            gaps: Gaps::default(),
         }
     }
 
@@ -197,16 +203,53 @@ impl<P: PoolItem> Worker<P> {
         more
     }
 
-    /// Nothing to do: spin a while, then sleep until a caller rings.
+    /// Nothing to do: spin a while, then sleep until a caller rings, as the
+    /// pool's [`Idle`] policy says (`idle.rs`).
     fn idle(&mut self) {
+        let policy = self.pool.config.idle;
+        let spin = self.pool.config.worker_spin;
+        if policy == Idle::Poll {
+            // Spin until there is work, however long that takes.
+            while !self.spin_for(Duration::MAX) {}
+            return;
+        }
+        #[cfg(not(shardpool_loom))]
+        let since = std::time::Instant::now();
+        // Whether work or a ring ended the wait does not matter here: the
+        // loop looks at the doorbell and `carry` next either way.
+        let _woken = self.spin_for(spin) || {
+            match self.gaps.plan(policy, spin) {
+                Plan::Park => self.sleep(None),
+                #[cfg(not(shardpool_loom))]
+                Plan::SpinUntil(end) => {
+                    self.spin_for(end.saturating_sub(since.elapsed())) || self.sleep(None)
+                }
+                #[cfg(not(shardpool_loom))]
+                Plan::WakeAt { wake, end } => {
+                    self.sleep(Some(since + wake))
+                        || self.spin_for(end.saturating_sub(since.elapsed()))
+                        || self.sleep(None)
+                }
+                #[cfg(shardpool_loom)]
+                _ => unreachable!("no clock under loom"),
+            }
+        };
+        // Whatever ended the wait (work, a ring, shutdown), that was the gap.
+        #[cfg(not(shardpool_loom))]
+        self.gaps.record(since.elapsed());
+    }
+
+    /// Spins up to `budget`, looking for work. Returns whether it found
+    /// some (a ring, or a lazily announced push, now in `carry`).
+    fn spin_for(&mut self, budget: Duration) -> bool {
         let doorbell = &self.pool.workers[self.core.index].doorbell;
         // Yield often: a caller may share this core, and must not wait for
         // the end of our spin to get it.
-        let mut spinner = Spinner::new(Spin { budget: self.pool.config.worker_spin, yield_every: 64 });
+        let mut spinner = Spinner::new(Spin { budget, yield_every: 64 });
         let mut spins = 0u32;
         while spinner.spin() {
             if doorbell.pending() {
-                return;
+                return true;
             }
             // Lazily announced pushes become visible without any barrier;
             // look for them now and then rather than only before parking
@@ -227,12 +270,21 @@ impl<P: PoolItem> Worker<P> {
                 let found = self.lanes_with_work();
                 if found != 0 {
                     self.carry |= found;
-                    return;
+                    return true;
                 }
             }
         }
+        false
+    }
+
+    /// Announces a sleep and parks: until rung, or (`until`) until then at
+    /// the latest, when the worker takes its sleep back. Returns whether it
+    /// found work instead of parking, or was rung; `false` when it woke
+    /// itself at `until`.
+    fn sleep(&mut self, until: Option<std::time::Instant>) -> bool {
+        let doorbell = &self.pool.workers[self.core.index].doorbell;
         if !doorbell.try_sleep() {
-            return;
+            return true;
         }
         if self.pool.barrier.lazy_announcements() {
             // S H Q of the lazy announcements (`doorbell.rs`): after the
@@ -250,11 +302,27 @@ impl<P: PoolItem> Worker<P> {
             if found != 0 {
                 doorbell.cancel_sleep();
                 self.carry |= found;
-                return;
+                return true;
             }
         }
         bump(&self.pool.workers[self.core.index].counters.parks, 1);
-        doorbell.park_until_rung();
+        match until {
+            None => {
+                doorbell.park_until_rung();
+                true
+            }
+            #[cfg(not(shardpool_loom))]
+            Some(deadline) => {
+                let rung = doorbell.park_until_rung_or(deadline);
+                if !rung {
+                    // How late the OS woke us sets how early to wake next.
+                    self.gaps.record_lateness(deadline.elapsed());
+                }
+                rung
+            }
+            #[cfg(shardpool_loom)]
+            Some(_) => unreachable!("no clock under loom"),
+        }
     }
 
     /// Whether `SCAN_AFTER` has passed since the last full scan. Read after

@@ -11,7 +11,8 @@ fn pinned_core(pool: &ThreadPool<Randoms>, worker: usize) -> Option<usize> {
 
 #[test]
 fn pools_take_the_least_loaded_cores_and_give_them_back() {
-    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cores: Vec<usize> =
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     if cores.len() < 2 {
         eprintln!("skipped: needs a process allowed on two cores at least");
         return;

@@ -3,7 +3,7 @@
 
 use crate::common::actor::ActorPool;
 use crate::common::cache_line::PingPong;
-use crate::common::echo::{echo_pool, ping, ITEMS};
+use crate::common::echo::{echo_pool, echo_pool_with, ping, ITEMS};
 use crate::common::mtp::{mtp_echo_pool, mtp_ping};
 use crate::common::place;
 use crate::common::rtrb_pair::RtrbPair;
@@ -11,6 +11,7 @@ use crate::measure::{
     fmt_ns, fmt_x, latencies, latencies_after_gap, mean_ns, Budget, Floor, Floors, Latency,
 };
 use crate::table::Table;
+use shardpool::Idle;
 use std::time::Duration;
 
 /// The round-trip subjects, cheapest first.
@@ -21,9 +22,21 @@ pub enum Subject {
     Actor,
     Mtp,
     Shardpool,
+    /// shardpool with `Idle::Park` (the gaps only).
+    ShardpoolPark,
+    /// shardpool with `Idle::Poll` (the gaps only).
+    ShardpoolPoll,
 }
 
 impl Subject {
+    /// The subject whose back-to-back row this one's gap rows compare with.
+    pub fn back_to_back(self) -> Subject {
+        match self {
+            Subject::ShardpoolPark | Subject::ShardpoolPoll => Subject::Shardpool,
+            s => s,
+        }
+    }
+
     pub const ALL: [Subject; 5] =
         [Subject::Floor, Subject::Rtrb, Subject::Actor, Subject::Mtp, Subject::Shardpool];
 
@@ -34,6 +47,8 @@ impl Subject {
             Subject::Actor => "crossbeam-channel actor",
             Subject::Mtp => "messaging_thread_pool 5",
             Subject::Shardpool => "shardpool",
+            Subject::ShardpoolPark => "shardpool, Idle::Park",
+            Subject::ShardpoolPoll => "shardpool, Idle::Poll",
         }
     }
 }
@@ -75,6 +90,13 @@ macro_rules! with_subject {
                 let mut $op = |i: u64| ping(&pool, i % ITEMS);
                 $body
             }
+            Subject::ShardpoolPark | Subject::ShardpoolPoll => {
+                let idle = if $subject == Subject::ShardpoolPark { Idle::Park } else { Idle::Poll };
+                let pool = echo_pool_with(1, |b| b.idle(idle));
+                #[allow(unused_mut)]
+                let mut $op = |i: u64| ping(&pool, i % ITEMS);
+                $body
+            }
         }
     };
 }
@@ -102,8 +124,12 @@ pub struct RoundTrips {
     pub gaps: Vec<GapRow>,
 }
 
-pub const GAPS: [Duration; 3] =
-    [Duration::from_micros(10), Duration::from_micros(100), Duration::from_millis(1)];
+pub const GAPS: [Duration; 4] = [
+    Duration::from_micros(10),
+    Duration::from_micros(100),
+    Duration::from_millis(1),
+    Duration::from_millis(5),
+];
 
 pub fn run(budget: Budget, floors: &mut Floors) -> RoundTrips {
     let limit = budget.time(Duration::from_millis(800));
@@ -126,7 +152,14 @@ pub fn run(budget: Budget, floors: &mut Floors) -> RoundTrips {
         rows.push(Row { subject, mean, latency, floor });
     }
     let mut gaps = Vec::new();
-    for subject in [Subject::Rtrb, Subject::Actor, Subject::Mtp, Subject::Shardpool] {
+    for subject in [
+        Subject::Rtrb,
+        Subject::Actor,
+        Subject::Mtp,
+        Subject::Shardpool,
+        Subject::ShardpoolPark,
+        Subject::ShardpoolPoll,
+    ] {
         eprintln!("  round trip after idle gaps: {}", subject.name());
         let (lats, floor) = floors.around(&format!("round trip after gaps, {}", subject.name()), || {
             place::on_driver(Some(place::caller_core()), || {
@@ -221,15 +254,20 @@ impl RoundTrips {
                 fmt_ns(l.p99),
                 fmt_ns(l.p999),
                 fmt_ns(l.max),
-                fmt_x(l.p50 / self.p50(g.subject)),
+                // The idle policy only matters once idle: every shardpool
+                // row is set against shardpool's back-to-back p50.
+                fmt_x(l.p50 / self.p50(g.subject.back_to_back())),
                 l.samples.to_string(),
                 g.floor.show(),
             ]);
         }
         s += "\n## Round trip after an idle gap\n\n";
         s += "The caller spins through the gap (so only the subject's side goes idle), then times one round \
-              trip. shardpool's worker spins 50 µs before it parks (the default), so the 100 µs and 1 ms \
-              gaps measure a wake-up; the rtrb pair never parks; the channel-based subjects always block.\n\n";
+              trip; the gaps are regular. shardpool's worker spins 50 µs, then follows its `Idle` policy: \
+              `Idle::Park` parks until rung, so the longer gaps measure a futex wake-up; the default \
+              `Idle::Adaptive` learns the gap and, up to its 10 ms cap, wakes itself shortly before the \
+              next request (or spins through gaps under about 300 µs); `Idle::Poll` never parks. The \
+              rtrb pair never parks; the channel-based subjects always block.\n\n";
         s += &t.markdown();
         s
     }
