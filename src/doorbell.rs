@@ -26,6 +26,17 @@
 //! `unpark` before `park` leaves a token, so a wake that beats the park is
 //! kept. Only the caller that clears SLEEPING pays for the unpark syscall.
 //!
+//! A worker may also take its sleep back itself: after Q found work (below),
+//! or at the deadline of a timed park (the adaptive idle policy,
+//! `idle.rs`). Either is a `fetch_and` clearing SLEEPING, in the same total
+//! order as the callers' RMWs: a caller whose `fetch_or` came before it saw
+//! SLEEPING and unparks the worker (a token that only makes a later park
+//! return early, which every park loop tolerates), and one after it sees
+//! an awake worker, which takes the word before it sleeps again. No bit is
+//! lost either way: clearing SLEEPING leaves the hint bits in place. loom
+//! checks the cancel after Q; a timed park it cannot model, and the timed
+//! take-back is that same `fetch_and` at another moment.
+//!
 //! Callers share a bit when more than 62 are registered with one worker; the
 //! worker then polls every caller of that bit, which only costs a look at an
 //! empty ring.
