@@ -337,9 +337,11 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     }
 
     /// Names worker `i` (default `{Type}-{i}`, the item's type name without
-    /// its path or generic arguments: `Randoms-0`, `Randoms-1`, ..). The name
-    /// may not contain a NUL byte; a closure that panics or returns one fails
-    /// the build with [`BuildError::ThreadName`].
+    /// its path or generic arguments: `Randoms-0`, `Randoms-1`, ..; a long
+    /// type name is cut so that the whole fits the 15 bytes Linux keeps of a
+    /// thread's name, index included: `ConnectionMan-0`). The name may not
+    /// contain a NUL byte; a closure that panics or returns one fails the
+    /// build with [`BuildError::ThreadName`].
     ///
     /// ```
     /// use shardpool::ThreadPool;
@@ -596,7 +598,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                     message: format!("the thread_name closure panicked: {}", take_panic_message(payload)),
                 })?
             }
-            None => format!("{}-{index}", short_type_name::<P>()),
+            None => default_thread_name(short_type_name::<P>(), index),
         };
         if name.contains('\0') {
             return Err(BuildError::ThreadName {
@@ -617,6 +619,20 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             Err(payload) => Err(BuildError::Spawn(std::io::Error::other(take_panic_message(payload)))),
         }
     }
+}
+
+/// Linux keeps this many bytes of a thread's name (16 with the NUL).
+const OS_THREAD_NAME: usize = 15;
+
+/// `{name}-{index}`, the name cut (at a character boundary) so that the
+/// whole fits the OS's limit and tools like `top -H` still show the index.
+fn default_thread_name(name: &str, index: usize) -> String {
+    let suffix = format!("-{index}");
+    let mut room = OS_THREAD_NAME.saturating_sub(suffix.len()).min(name.len());
+    while !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    format!("{}{suffix}", &name[..room])
 }
 
 /// `P`'s type name without its module path or generic arguments:
@@ -705,5 +721,20 @@ struct ExitMark<'a>(&'a crate::pool::Exits, usize);
 impl Drop for ExitMark<'_> {
     fn drop(&mut self) {
         self.0.mark(self.1);
+    }
+}
+
+#[cfg(test)]
+mod thread_name_tests {
+    use super::default_thread_name;
+
+    #[test]
+    fn default_names_keep_the_index_within_fifteen_bytes() {
+        assert_eq!(default_thread_name("Randoms", 3), "Randoms-3");
+        assert_eq!(default_thread_name("ConnectionManager", 0), "ConnectionMan-0");
+        assert_eq!(default_thread_name("ConnectionManager", 12), "ConnectionMa-12");
+        // Never cut inside a character: "Ärger" is 6 bytes.
+        assert_eq!(default_thread_name("ÄrgerÄrgerÄrger", 1), "ÄrgerÄrger-1");
+        assert!(default_thread_name("x", 4095).len() <= 15);
     }
 }

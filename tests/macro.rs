@@ -583,3 +583,72 @@ fn generated_type_names_can_be_chosen_to_avoid_a_clash() -> Res {
     assert!(matches!((call, answer), (ShelfCalls::Count(_), ShelfAnswers::Count(_))));
     Ok(())
 }
+
+/// Trait objects in arguments and results: the request and response lack
+/// `PartialEq` (and `Debug`, `Clone`) and the item works.
+struct Runner;
+
+#[pool_item]
+impl Runner {
+    fn new(_id: u64) -> Self {
+        Runner
+    }
+
+    #[messaging(RunRequest, RunResponse)]
+    fn run(&self, job: Box<dyn Fn() -> u32 + Send>) -> Box<dyn std::any::Any + Send> {
+        Box::new(job())
+    }
+
+    #[messaging(RunSharedRequest, RunSharedResponse)]
+    fn run_shared(&self, job: std::sync::Arc<dyn Fn() -> u32 + Send + Sync>) -> u32 {
+        job()
+    }
+}
+
+#[test]
+fn trait_objects_travel_in_requests_and_responses() -> Res {
+    let pool = ThreadPool::<Runner>::new(1)?;
+    pool.send_and_receive_once(RunnerInit(1))?;
+    let out = pool.send_and_receive_once(RunRequest(1, Box::new(|| 41)))?.result;
+    assert_eq!(out.downcast_ref::<u32>(), Some(&41));
+    assert_eq!(pool.send_and_receive_once(RunSharedRequest(1, std::sync::Arc::new(|| 42)))?.result, 42);
+    Ok(())
+}
+
+#[test]
+fn a_generic_items_enums_have_no_hidden_variant_when_every_parameter_travels() {
+    // An exhaustive match without a wildcard: it compiles only if `PileApi`
+    // has no `__Phantom` variant (`T` is used by `PutRequest<T>`).
+    let api: PileApi<u8> = PutRequest(1, 7u8).into();
+    match api {
+        PileApi::Pile(PutRequest(id, item)) => assert_eq!((id, item), (1, 7)),
+    }
+}
+
+#[deny(deprecated)]
+mod deprecated_method {
+    use shardpool::{pool_item, ThreadPool};
+
+    pub(super) struct Old;
+
+    #[pool_item]
+    impl Old {
+        fn new(_id: u64) -> Self {
+            Old
+        }
+
+        /// The generated code calls it; only the user's own calls warn.
+        #[deprecated = "use something newer"]
+        #[messaging(OldRequest, OldAnswer)]
+        fn old(&self) -> u8 {
+            1
+        }
+    }
+
+    #[test]
+    fn a_deprecated_method_warns_only_where_the_user_calls_it() {
+        let pool = ThreadPool::<Old>::new(1).unwrap();
+        pool.send_and_receive_once(OldInit(1)).unwrap();
+        assert_eq!(pool.send_and_receive_once(OldRequest(1)).unwrap().result, 1);
+    }
+}

@@ -48,13 +48,16 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
     let (eq_impl, _, eq_where) = eq.split_for_impl();
     let label = name.to_string();
 
+    // Equality is called through the trait on references, never as
+    // `a == b`: for a field of type `Box<dyn Trait>` the operator would try
+    // an unsizing coercion that moves its right-hand side out of `other`.
     let (fmt_body, clone_body, eq_body) = match shape {
         Shape::Tuple(types) => {
             let idx: Vec<_> = (0..types.len()).map(syn::Index::from).collect();
             (
                 quote!(f.debug_tuple(#label) #(.field(&self.#idx))* .finish()),
                 quote!(#name(#(::core::clone::Clone::clone(&self.#idx)),*)),
-                quote!(true #(&& self.#idx == other.#idx)*),
+                quote!(true #(&& ::core::cmp::PartialEq::eq(&self.#idx, &other.#idx))*),
             )
         }
         Shape::Named(fields) => {
@@ -63,7 +66,7 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
             (
                 quote!(f.debug_struct(#label) #(.field(#labels, &self.#names))* .finish()),
                 quote!(#name { #(#names: ::core::clone::Clone::clone(&self.#names)),* }),
-                quote!(true #(&& self.#names == other.#names)*),
+                quote!(true #(&& ::core::cmp::PartialEq::eq(&self.#names, &other.#names))*),
             )
         }
         Shape::Enum { variants, phantom } => {
@@ -92,7 +95,7 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
                         #phantom_clone
                     }),
                     quote!(#[allow(unreachable_patterns)] match (self, other) {
-                        #((#name::#vs(#a), #name::#vs(#b)) => #a == #b,)*
+                        #((#name::#vs(#a), #name::#vs(#b)) => ::core::cmp::PartialEq::eq(#a, #b),)*
                         #phantom_eq
                         #other_arm
                     }),

@@ -197,6 +197,13 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
         format_ident!("{}Init", name, span = span)
     });
     let generates_init = ctor.arity == Arity::Id;
+    if let (Some(given), false, false) = (&args.init_request, generates_init, ctor.broken) {
+        errors.push(syn::Error::new_spanned(
+            given,
+            "`init_request` names the `ItemInit(id)` request, which is generated only for \
+             `fn new(id: u64)`; an item created from init data is added with `AddRequest::new(id, init)`",
+        ));
+    }
     check_names(
         &mut errors,
         &name,
@@ -477,8 +484,11 @@ fn broken_constructor(sig: Option<&Signature>, explicit_init: Option<&Type>) -> 
                 FnArg::Receiver(_) => None,
             })
             .nth(1)
-            .filter(|t| !matches!(***t, Type::Reference(_)))
-            .map(|t| (**t).clone())
+            // `&T` (reported already: init data must be owned) stands for `T`.
+            .map(|t| match &**t {
+                Type::Reference(r) => (*r.elem).clone(),
+                t => t.clone(),
+            })
     });
     let init = explicit_init.cloned().or(second);
     Constructor {
@@ -565,6 +575,14 @@ fn check_names(
     });
 }
 
+/// A span located at `name` (so a clash of the type it names is reported
+/// there) but resolved and linted as the macro's own code: lints about the
+/// generated type (`unreachable_pub`, `large_enum_variant`) are not the
+/// user's to fix, and a compiler suggestion must not edit the attribute.
+fn at(name: &Ident) -> Span {
+    Span::call_site().located_at(name.span())
+}
+
 /// `get_history` -> `GetHistory`.
 fn camel(method: &Ident) -> Ident {
     let name = method.to_string();
@@ -649,6 +667,15 @@ struct Gen<'a> {
 }
 
 impl Gen<'_> {
+    /// Whether an enum whose variants hold `types` leaves some type
+    /// parameter of the item unused, and so needs the hidden phantom
+    /// variant.
+    fn needs_phantom<'t>(&self, types: impl IntoIterator<Item = &'t Type>) -> bool {
+        let all = param_names(self.generics);
+        let used = mentioned(&all, |f| types.into_iter().for_each(|t| f.visit_type(t)));
+        self.generics.type_params().any(|p| !used.contains(&p.ident))
+    }
+
     /// The generics of a type whose fields mention `types`.
     fn generics_of<'t>(&self, types: impl IntoIterator<Item = &'t Type>) -> Generics {
         let all = param_names(self.generics);
@@ -720,12 +747,12 @@ impl Gen<'_> {
         // Each definition carries the span of its name where the user wrote
         // it, so that a clash with another type of the module is reported
         // at that name.
-        let request_def = quote_spanned! {request.span()=>
+        let request_def = quote_spanned! {at(request)=>
             #[doc = #request_doc]
             #derive_attr
             pub struct #request #req_def (pub u64, #(pub #args),*) #req_where;
         };
-        let response_def = quote_spanned! {response.span()=>
+        let response_def = quote_spanned! {at(response)=>
             #[doc = #response_doc]
             #derive_attr
             pub struct #response #resp_def #resp_where {
@@ -802,14 +829,18 @@ impl Gen<'_> {
                 _ => None,
             })
             .collect();
-        // An enum must use each of its type parameters; this variant does,
-        // and can never be built.
-        let phantom = (!type_params.is_empty()).then(|| {
-            quote! {
-                #[doc(hidden)]
-                __Phantom(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> (#(#type_params,)*)>),
-            }
-        });
+        // An enum must use each of its type parameters. Where its variants
+        // leave one unused, this variant uses them all, and can never be
+        // built. (Only then: `Infallible` has no serde impls, so a listed
+        // `derive(Serialize)` would fail on it.)
+        let phantom_variant = quote! {
+            #[doc(hidden)]
+            __Phantom(::core::convert::Infallible, ::core::marker::PhantomData<fn() -> (#(#type_params,)*)>),
+        };
+        let api_phantom =
+            self.needs_phantom(endpoints.iter().flat_map(|e| &e.args)).then(|| phantom_variant.clone());
+        let response_phantom =
+            self.needs_phantom(endpoints.iter().map(|e| &e.result)).then(|| phantom_variant.clone());
         let api_variants = endpoints.iter().map(|e| {
             let Endpoint { method, variant, request, args, .. } = e;
             let req_ty = self.generics_of(args);
@@ -840,7 +871,7 @@ impl Gen<'_> {
                         (&e.variant, syn::parse_quote!(#request #ty))
                     })
                     .collect(),
-                phantom: phantom.is_some(),
+                phantom: api_phantom.is_some(),
             },
         );
         let response_impls = derives.impls(
@@ -856,24 +887,24 @@ impl Gen<'_> {
                         (&e.variant, syn::parse_quote!(#response #ty))
                     })
                     .collect(),
-                phantom: phantom.is_some(),
+                phantom: response_phantom.is_some(),
             },
         );
         // Spanned at their names, as the request and response structs are.
-        let api_def = quote_spanned! {api.span()=>
+        let api_def = quote_spanned! {at(api)=>
             #[doc = #api_doc]
             #derive_attr
             pub enum #api #def_generics #where_clause {
                 #(#api_variants)*
-                #phantom
+                #api_phantom
             }
         };
-        let response_def = quote_spanned! {response_enum.span()=>
+        let response_def = quote_spanned! {at(response_enum)=>
             #[doc = #response_doc]
             #derive_attr
             pub enum #response_enum #def_generics #where_clause {
                 #(#response_variants)*
-                #phantom
+                #response_phantom
             }
         };
         quote! {
@@ -907,7 +938,7 @@ impl Gen<'_> {
             "Creates the `{name}` with this id: the same as `AddRequest::new(id, ())`, \
              answered with an `AddResponse`."
         );
-        let init_def = quote_spanned! {init.span()=>
+        let init_def = quote_spanned! {at(init)=>
             #[doc = #doc]
             #derive_attr
             pub struct #init(pub u64);
@@ -943,6 +974,27 @@ impl Gen<'_> {
         let (impl_generics, ty_generics, where_clause) = self.bounded.split_for_impl();
 
         let init_ty = ctor.init.as_ref().map_or_else(|| quote!(()), |t| quote!(#t));
+        // Init data that is not `Send` is reported at its type, as a
+        // message's argument is (`endpoint`): the bounds on the impl would
+        // only make the item unusable, with the error at its first use.
+        let mut params = param_names(self.generics);
+        params.insert(Ident::new("Self", Span::call_site()));
+        let init_check = ctor
+            .init
+            .as_ref()
+            .filter(|t| !ctor.broken && mentioned(&params, |f| f.visit_type(t)).is_empty())
+            .map(|t| {
+                let check = quote_spanned! {t.span()=> assert_send::<#t>(); };
+                quote! {
+                    const _: () = {
+                        fn assert_send<T: ?::core::marker::Sized + ::core::marker::Send + 'static>() {}
+                        #[allow(dead_code)]
+                        fn check() {
+                            #check
+                        }
+                    };
+                }
+            });
         // The id goes through `ItemId`, implemented for `u64` alone, so that
         // a constructor whose one parameter is really init data gets one
         // error at that parameter's type, with the fix in its text.
@@ -983,25 +1035,27 @@ impl Gen<'_> {
             }
         });
         let phantom_arm = self
-            .generics
-            .type_params()
-            .next()
-            .is_some()
+            .needs_phantom(endpoints.iter().flat_map(|e| &e.args))
             .then(|| quote!(#api::__Phantom(never, _) => match never {},));
 
         quote! {
+            #init_check
+
             impl #impl_generics #krate::PoolItem for #self_ty #where_clause {
                 type Init = #init_ty;
                 type Api = #api #ty_generics;
                 type Response = #response_enum #ty_generics;
                 type ThreadState = #thread_state;
 
+                // The user's own methods may be deprecated; calling them is ours.
+                #[allow(deprecated)]
                 fn new_pool_item(#id_pat: u64, #init_pat: Self::Init)
                     -> ::core::result::Result<Self, #krate::NewItemError>
                 {
                     #build
                 }
 
+                #[allow(deprecated)]
                 fn process_message(&mut self, request: Self::Api) -> Self::Response {
                     match request {
                         #(#arms)*
