@@ -1,6 +1,8 @@
-//! With the `tracing` feature, a subscriber that panics (on every event and
-//! span) costs the events, not the pool: no worker dies and no thread's exit
-//! aborts the process. Its own binary, since the subscriber is global.
+//! With the `tracing` feature, a subscriber that panics (on every event, on
+//! every other span's creation, and on entering, leaving and closing the
+//! others) costs the events and spans, not the pool: no worker dies, no call
+//! aborts the process, and no thread's exit does. Its own binary, since the
+//! subscriber is global.
 #![cfg(feature = "tracing")]
 
 mod common;
@@ -13,6 +15,8 @@ use tracing::{Event, Metadata, Subscriber};
 
 /// How many times the subscriber was called (and panicked).
 static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// How many spans were asked for.
+static SPANS: AtomicUsize = AtomicUsize::new(0);
 
 struct Panicking;
 
@@ -28,7 +32,15 @@ impl Subscriber for Panicking {
         metadata.target() == "shardpool"
     }
     fn new_span(&self, _: &Attributes<'_>) -> Id {
-        self.fail("new_span")
+        // Every other span is made, so that its enter, exit and close are
+        // called (and panic) too.
+        if SPANS.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            self.fail("new_span")
+        }
+        Id::from_u64(1)
+    }
+    fn try_close(&self, _: Id) -> bool {
+        self.fail("try_close")
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
