@@ -364,7 +364,9 @@ impl std::error::Error for BuildError {
 ///
 /// `NewItemError` does not itself implement `std::error::Error` (as with
 /// `anyhow::Error`, that would conflict with the conversion from every
-/// error type); [`as_error`](Self::as_error) lends the error inside.
+/// error type), so `?` does not turn it into a `Box<dyn Error>`: in a test
+/// that calls `new_pool_item` directly, use `.map_err(|e| e.to_string())`,
+/// or [`as_error`](Self::as_error), which lends the error inside.
 #[derive(Clone)]
 pub struct NewItemError(Arc<dyn std::error::Error + Send + Sync + 'static>);
 
