@@ -3,10 +3,12 @@
 //!
 //! Subjects: shardpool (`send_and_receive`, answers in request order),
 //! messaging_thread_pool 5 (`send_and_receive`: sends the whole batch, then
-//! takes the answers in any order), a crossbeam-channel actor per worker, and,
-//! with one worker, the raw `rtrb` pair (rings of 256). The actor and the rtrb
-//! pair keep up to 256 requests per worker in flight and refill once half have
-//! been answered, as shardpool does. The caller runs on the last core; worker
+//! takes the answers in any order), a crossbeam-channel actor per worker
+//! (bounded channels drained with `try_iter`), and, with one worker, the raw
+//! `rtrb` pair (rings of 256) in two forms: one element at a time, and whole
+//! chunks on both sides (`rtrb_chunked`). The actor and the rtrb pairs keep up
+//! to 256 requests per worker in flight and refill once half have been
+//! answered, as shardpool does. The caller runs on the last core; worker
 //! `i` on core `i` (so with 2 workers the caller shares a core with worker 1).
 
 mod common;
@@ -55,6 +57,11 @@ fn batch(c: &mut Criterion) {
                 let (_pair, mut client) = RtrbPair::start(place::worker_core(0), 256);
                 g.bench_with_input(BenchmarkId::new("rtrb_pair/1w", size), &size, |b, &n| {
                     b.iter(|| black_box(client.batch(0, n)))
+                });
+                drop((_pair, client));
+                let (_pair, mut client) = RtrbPair::start_chunked(place::worker_core(0), 256);
+                g.bench_with_input(BenchmarkId::new("rtrb_chunked/1w", size), &size, |b, &n| {
+                    b.iter(|| black_box(client.batch_chunked(0, n)))
                 });
             }
         }

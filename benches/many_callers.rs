@@ -6,11 +6,15 @@
 //! Each iteration is 64 round trips in all, split evenly over the callers,
 //! which start together on a barrier (registration with the pool and thread
 //! start-up are not timed). Subjects: shardpool, messaging_thread_pool 5,
-//! and crossbeam-channel actors (one per worker, a reply channel per caller).
+//! crossbeam-channel actors (one per worker, a reply channel per caller,
+//! bounded channels drained with `try_iter`), and ffwd-style delegation (a
+//! request line per caller, answers written a response line at a time; its
+//! two servers spin for ever).
 
 mod common;
 
 use common::actor::ActorPool;
+use common::ffwd::FfwdPool;
 use common::{echo, mtp, place};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -84,6 +88,16 @@ fn many_callers(c: &mut Criterion) {
         });
         drop(clients);
         drop(actors);
+        let (servers, clients) = FfwdPool::start(workers, callers, true);
+        g.bench_with_input(BenchmarkId::new("ffwd", callers), &callers, |b, &n| {
+            b.iter_custom(|iters| {
+                run_callers(n, iters * per, |c, i| {
+                    black_box(clients[c].call(id(c, i)));
+                })
+            })
+        });
+        drop(clients);
+        drop(servers);
     }
     g.finish();
 }

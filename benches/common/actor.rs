@@ -1,10 +1,13 @@
 //! The crossbeam-channel actor baseline: each worker is a thread looping on
 //! its own request channel, and each caller has its own reply channel. This is
 //! the hand-written alternative to a pool: no items, no routing table, no
-//! typed errors, just the channels.
+//! typed errors, just the channels, written as one would for speed: bounded
+//! channels (array-backed: no allocation per message, and backpressure), and
+//! each side, once woken, drains what is there with `try_iter` before it
+//! blocks again.
 
 use super::place;
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 
@@ -40,13 +43,16 @@ impl ActorPool {
     /// to run anywhere) serving `callers` clients. Returns once every actor
     /// runs.
     pub fn start(workers: usize, callers: usize, pin: bool) -> (ActorPool, Vec<ActorClient>) {
+        // A caller keeps at most `WINDOW_PER_WORKER` requests in flight per
+        // actor, so neither its reply channel nor an actor's request channel
+        // ever fills: the bounds cost nothing but the arrays.
         let (reply_tx, reply_rx): (Vec<Sender<u64>>, Vec<Receiver<u64>>) =
-            (0..callers).map(|_| unbounded()).unzip();
+            (0..callers).map(|_| bounded(WINDOW_PER_WORKER * workers)).unzip();
         let ready = Arc::new(Barrier::new(workers + 1));
         let mut senders = Vec::with_capacity(workers);
         let mut joins = Vec::with_capacity(workers);
         for i in 0..workers {
-            let (tx, rx) = unbounded::<Msg>();
+            let (tx, rx) = bounded::<Msg>(WINDOW_PER_WORKER * callers.max(1) + 1);
             let replies = reply_tx.clone();
             let ready = ready.clone();
             let join = thread::Builder::new()
@@ -58,12 +64,23 @@ impl ActorPool {
                         place::unpin_current();
                     }
                     ready.wait();
-                    while let Ok(msg) = rx.recv() {
-                        match msg {
-                            Msg::Ping { id, caller } => {
-                                let _ = replies[caller as usize].send(id);
+                    let serve = |msg: Msg| match msg {
+                        Msg::Ping { id, caller } => {
+                            let _ = replies[caller as usize].send(id);
+                            true
+                        }
+                        Msg::Stop => false,
+                    };
+                    // Block for one message, then take every other one
+                    // already queued without blocking.
+                    'serve: while let Ok(msg) = rx.recv() {
+                        if !serve(msg) {
+                            break;
+                        }
+                        for msg in rx.try_iter() {
+                            if !serve(msg) {
+                                break 'serve;
                             }
-                            Msg::Stop => break,
                         }
                     }
                 })
@@ -122,7 +139,7 @@ impl ActorClient {
             }
             acc ^= self.replies.recv().expect("an actor answers");
             got += 1;
-            while let Ok(v) = self.replies.try_recv() {
+            for v in self.replies.try_iter() {
                 acc ^= v;
                 got += 1;
             }

@@ -1,6 +1,14 @@
 //! The raw `rtrb` pair: one ring for requests, one for replies, and a worker
 //! that spins on them. No items, no routing, no sleeping, no slots: the least
 //! a ring-based request/response can cost, and what shardpool builds on.
+//!
+//! Two forms. [`RtrbPair::start`] moves one element at a time on both sides
+//! (`push`/`pop`). [`RtrbPair::start_chunked`] is what an expert would write
+//! for streaming: the worker takes every queued request as one chunk
+//! (`read_chunk`), writes the replies as chunks (`write_chunk_uninit`,
+//! published once per chunk), and the caller's [`RtrbClient::batch_chunked`]
+//! writes and reads runs the same way; one index store publishes a whole
+//! run.
 
 use super::{place, spin_until, YIELD_EVERY};
 use rtrb::{Consumer, Producer, RingBuffer};
@@ -66,6 +74,59 @@ impl RtrbPair {
     }
 }
 
+impl RtrbPair {
+    /// As [`start`](Self::start), with a worker that moves whole chunks:
+    /// every request queued is read as one chunk, answered into the reply
+    /// ring in chunks as room allows, and released at once.
+    pub fn start_chunked(core: usize, capacity: usize) -> (RtrbPair, RtrbClient) {
+        let (requests, mut inbox) = RingBuffer::<u64>::new(capacity);
+        let (mut outbox, replies) = RingBuffer::<u64>::new(capacity);
+        let stop = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(Barrier::new(2));
+        let (stop2, ready2) = (stop.clone(), ready.clone());
+        let join = thread::Builder::new()
+            .name("rtrb-chunked".into())
+            .spawn(move || {
+                place::pin_current(core);
+                ready2.wait();
+                let mut idle = 0u32;
+                loop {
+                    let queued = inbox.slots();
+                    if queued == 0 {
+                        if stop2.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        idle = idle.wrapping_add(1);
+                        if idle % YIELD_EVERY == 0 {
+                            thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                        continue;
+                    }
+                    idle = 0;
+                    let chunk = inbox.read_chunk(queued).expect("`slots` were queued");
+                    let (a, b) = chunk.as_slices();
+                    let mut answers = a.iter().chain(b).copied();
+                    let mut left = queued;
+                    while left > 0 {
+                        let room = outbox.slots().min(left);
+                        if room == 0 {
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                        let out = outbox.write_chunk_uninit(room).expect("`slots` were free");
+                        left -= out.fill_from_iter(answers.by_ref().take(room));
+                    }
+                    chunk.commit_all();
+                }
+            })
+            .expect("spawn the chunked rtrb pair's worker");
+        ready.wait();
+        (RtrbPair { stop, join: Some(join) }, RtrbClient { requests, replies, capacity: capacity as u64 })
+    }
+}
+
 impl Drop for RtrbPair {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -90,6 +151,34 @@ impl RtrbClient {
             out.is_some()
         });
         out.unwrap_or_default()
+    }
+
+    /// [`batch`](Self::batch) in runs, for the worker of
+    /// [`RtrbPair::start_chunked`]: requests written as one chunk per
+    /// refill, replies read as one chunk per look.
+    pub fn batch_chunked(&mut self, first: u64, n: u64) -> u64 {
+        let (mut sent, mut got, mut acc) = (0u64, 0u64, 0u64);
+        while got < n {
+            if sent - got <= self.capacity / 2 {
+                let want = (n - sent).min(self.capacity - (sent - got)) as usize;
+                let room = self.requests.slots().min(want);
+                if room > 0 {
+                    let chunk = self.requests.write_chunk_uninit(room).expect("`slots` were free");
+                    sent += chunk.fill_from_iter(first + sent..) as u64;
+                }
+            }
+            let ready = self.replies.slots();
+            if ready == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let chunk = self.replies.read_chunk(ready).expect("`slots` were ready");
+            let (a, b) = chunk.as_slices();
+            acc = a.iter().chain(b).fold(acc, |acc, v| acc ^ v);
+            got += ready as u64;
+            chunk.commit_all();
+        }
+        acc
     }
 
     /// `n` requests `first..first + n`, as many in flight as the rings hold;

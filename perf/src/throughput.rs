@@ -3,6 +3,7 @@
 
 use crate::common::actor::ActorPool;
 use crate::common::echo::{echo_pool, echo_pool_with, ping, ping_batch, ITEMS};
+use crate::common::ffwd::FfwdPool;
 use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch, mtp_randoms_pool, MtpMean, MtpSum};
 use crate::common::place;
 use crate::common::rtrb_pair::RtrbPair;
@@ -35,14 +36,16 @@ pub const SP: &str = "shardpool";
 pub const MTP: &str = "messaging_thread_pool 5";
 pub const ACTOR: &str = "crossbeam-channel actor";
 pub const RTRB: &str = "raw rtrb pair";
+pub const RTRB_CHUNKED: &str = "rtrb pair, chunked";
 pub const SP_NO_SPIN: &str = "shardpool, caller_spin 0";
+pub const FFWD: &str = "ffwd delegation";
 
 pub fn batches(budget: Budget, floors: &mut Floors) -> Batches {
     let per_cell = budget.time(Duration::from_millis(250));
     let mut rows = Vec::new();
     for workers in [1usize, 2] {
         let subjects: &[&'static str] =
-            if workers == 1 { &[SP, RTRB, MTP, ACTOR] } else { &[SP, MTP, ACTOR] };
+            if workers == 1 { &[SP, RTRB, RTRB_CHUNKED, MTP, ACTOR] } else { &[SP, MTP, ACTOR] };
         for &subject in subjects {
             eprintln!("  batch: {subject}, {workers} worker(s)");
             let label = format!("batch, {subject}, {workers} worker(s)");
@@ -78,6 +81,16 @@ pub fn batches(budget: Budget, floors: &mut Floors) -> Batches {
                             })
                             .to_vec()
                     }
+                    RTRB_CHUNKED => {
+                        let (_worker, mut client) = RtrbPair::start_chunked(place::worker_core(0), 256);
+                        SIZES
+                            .map(|n| {
+                                ns_per_elem(per_cell, n, || {
+                                    black_box(client.batch_chunked(0, n));
+                                })
+                            })
+                            .to_vec()
+                    }
                     _ => {
                         let (_worker, mut client) = RtrbPair::start(place::worker_core(0), 256);
                         SIZES
@@ -109,6 +122,8 @@ impl Batches {
             "shardpool",
             "raw rtrb pair",
             "shardpool ÷ rtrb",
+            "rtrb pair, chunked",
+            "shardpool ÷ chunked",
             "messaging_thread_pool",
             "shardpool ÷ mtp",
             "crossbeam actor",
@@ -118,6 +133,7 @@ impl Batches {
             for size in SIZES {
                 let sp = self.get(SP, workers, size);
                 let rtrb = self.get(RTRB, workers, size);
+                let chunked = self.get(RTRB_CHUNKED, workers, size);
                 let mtp = self.get(MTP, workers, size);
                 let actor = self.get(ACTOR, workers, size);
                 let (rtrb_cell, rtrb_ratio) = if rtrb.is_nan() {
@@ -125,12 +141,19 @@ impl Batches {
                 } else {
                     (fmt_rate(rtrb), format!("{:.0}%", 100.0 * rtrb / sp))
                 };
+                let (chunked_cell, chunked_ratio) = if chunked.is_nan() {
+                    ("—".to_string(), "—".to_string())
+                } else {
+                    (fmt_rate(chunked), format!("{:.0}%", 100.0 * chunked / sp))
+                };
                 t.row(vec![
                     workers.to_string(),
                     size.to_string(),
                     fmt_rate(sp),
                     rtrb_cell,
                     rtrb_ratio,
+                    chunked_cell,
+                    chunked_ratio,
                     fmt_rate(mtp),
                     fmt_x(mtp / sp),
                     fmt_rate(actor),
@@ -142,7 +165,11 @@ impl Batches {
         s += "Requests answered per second, each batch sent and all its answers taken before the next. \
               The caller runs on the last core, worker *i* on core *i* (so with 2 workers the caller \
               shares a core with worker 1). *shardpool ÷ rtrb* is shardpool's throughput as a share of \
-              the raw pair's; the other ratios say how many times faster shardpool is.\n\n";
+              the raw pair's, which moves one element at a time on each side; *shardpool ÷ chunked* \
+              its share of the same pair written for streaming, both sides moving whole chunks \
+              (`write_chunk_uninit` / `read_chunk`, one publication per run). The other ratios say \
+              how many times faster shardpool is; the crossbeam actor is written for speed too \
+              (bounded channels, each side draining with `try_iter`).\n\n";
         s += &t.markdown();
         let mut f = Table::new(&["subject", "workers", "floor before → after"]);
         for r in &self.rows {
@@ -372,6 +399,13 @@ pub fn many_callers(budget: Budget, floors: &mut Floors) -> Callers {
                 drop(clients);
                 drop(actors);
                 cells.push(CallersCell { subject: ACTOR, callers, ns_per_request: ns, counts });
+                let (servers, clients) = FfwdPool::start(workers, callers, true);
+                let (ns, counts) = run_for(callers, dur, |c, i| {
+                    black_box(clients[c].call(id(c, i)));
+                });
+                drop(clients);
+                drop(servers);
+                cells.push(CallersCell { subject: FFWD, callers, ns_per_request: ns, counts });
             }
             cells
         })
@@ -391,18 +425,21 @@ impl Callers {
             "shardpool, caller_spin 0",
             "messaging_thread_pool",
             "crossbeam actor",
+            "ffwd delegation",
             "shardpool ÷ mtp",
             "shardpool ÷ actor",
+            "shardpool ÷ ffwd",
         ]);
         let cell = |c: &CallersCell| {
             format!("{} ({:.2}, {:.3})", fmt_rate(c.ns_per_request), c.min_over_max(), c.jain())
         };
         for callers in CALLERS {
-            let (Some(sp), Some(no_spin), Some(mtp), Some(actor)) = (
+            let (Some(sp), Some(no_spin), Some(mtp), Some(actor), Some(ffwd)) = (
                 self.cell(SP, callers),
                 self.cell(SP_NO_SPIN, callers),
                 self.cell(MTP, callers),
                 self.cell(ACTOR, callers),
+                self.cell(FFWD, callers),
             ) else {
                 continue;
             };
@@ -412,8 +449,10 @@ impl Callers {
                 cell(no_spin),
                 cell(mtp),
                 cell(actor),
+                cell(ffwd),
                 fmt_x(mtp.ns_per_request / sp.ns_per_request),
                 fmt_x(actor.ns_per_request / sp.ns_per_request),
+                fmt_x(ffwd.ns_per_request / sp.ns_per_request),
             ]);
         }
         let mut s = String::from("## Many callers sharing one pool (2 workers, round trips)\n\n");
@@ -421,7 +460,10 @@ impl Callers {
             "Total round trips per second over all callers, each caller looping on one request at a time \
              for a fixed time; callers unpinned, 2 cores. In brackets, fairness: the slowest caller's count \
              over the fastest's, and Jain's index (1 = equal shares). *caller_spin 0*: a pool built with \
-             `.caller_spin(Duration::ZERO)` (callers park at once). Floor {}.\n\n",
+             `.caller_spin(Duration::ZERO)` (callers park at once). The crossbeam actor uses bounded \
+             channels drained with `try_iter`; *ffwd delegation* gives each caller a request line per \
+             server and answers a group of four callers with one response line per sweep (after \
+             Roghanchi et al., SOSP 2017); its servers spin for ever, a core each. Floor {}.\n\n",
             self.floor.show()
         );
         s += &t.markdown();
