@@ -78,6 +78,11 @@ impl BreakEven {
         self.rows.iter().find(|r| r.work_ns == w).map_or(f64::NAN, |r| r.inline / r.shardpool)
     }
 
+    /// The speed-up of batches that follow a 1 ms idle gap.
+    pub fn speedup_after_idle(&self, w: u64) -> f64 {
+        self.rows.iter().find(|r| r.work_ns == w).map_or(f64::NAN, |r| r.inline / r.shardpool_gap)
+    }
+
     pub fn markdown(&self) -> String {
         let mut t = Table::new(&[
             "W",
@@ -105,7 +110,7 @@ impl BreakEven {
             "Time per message, and in brackets the speed-up, inline ÷ pool (2.00× is the most two workers \
              can give; the caller is not pinned and shares the 2 cores with them). The work is a \
              calibrated chain of {:.2} ns rounds; the *inline* column shows what W really cost. *after 1 ms \
-             idle*: each batch follows a 1 ms sleep of the caller, by which time the workers have parked; \
+             idle*: each batch follows a 1 ms sleep of the caller, by which time the workers have parked, unless the default adaptive idle policy, having learned the pace, woke them in time; \
              only the batch is timed. *caller_spin 0*: the same pool built with \
              `.caller_spin(Duration::ZERO)`, so the caller parks at once instead of spinning on a core the \
              workers need. Floor {}.\n\n",

@@ -109,53 +109,67 @@ fn main() -> ExitCode {
     let load_end = load_average();
     let others = cpu_start.others_since();
 
-    // Targets (reported, never asserted).
+    // Targets (reported, never asserted): the transport issue's.
     use rt::Subject;
-    use throughput::{MTP, RTRB, SP};
+    use throughput::{ACTOR, MTP, RTRB_CHUNKED, SP};
     let sp_rt = rt.mean(Subject::Shardpool);
+    let floor_rt = rt.mean(Subject::Floor);
     let sp_b = batches.get(SP, 1, 1024);
     let shardpool_allocs = res.allocs.iter().map(|r| r.shardpool).fold(0.0, f64::max);
+    let (vs_actor, fairness) = callers.worst(ACTOR);
+    let randoms_op = "sum";
     let targets = [
         Target {
-            what: "round trip within 2.5× of the raw rtrb pair",
-            measured: format!(
-                "{} (mean), {} (p50)",
-                fmt_x(sp_rt / rt.mean(Subject::Rtrb)),
-                fmt_x(rt.p50(Subject::Shardpool) / rt.p50(Subject::Rtrb))
-            ),
-            met: sp_rt / rt.mean(Subject::Rtrb) <= 2.5,
+            what: "batch of 1024, 1 worker, ≥ 50% of the chunked rtrb pair",
+            measured: format!("{:.0}%", 100.0 * batches.get(RTRB_CHUNKED, 1, 1024) / sp_b),
+            met: batches.get(RTRB_CHUNKED, 1, 1024) / sp_b >= 0.5,
         },
         Target {
-            what: "round trip ≥ 5× faster than messaging_thread_pool",
-            measured: format!(
-                "{} (mean), {} (p50)",
-                fmt_x(rt.mean(Subject::Mtp) / sp_rt),
-                fmt_x(rt.p50(Subject::Mtp) / rt.p50(Subject::Shardpool))
-            ),
-            met: rt.mean(Subject::Mtp) / sp_rt >= 5.0,
-        },
-        Target {
-            what: "batch throughput (1 worker, 1024) ≥ 60% of the raw rtrb pair",
-            measured: format!("{:.0}%", 100.0 * batches.get(RTRB, 1, 1024) / sp_b),
-            met: batches.get(RTRB, 1, 1024) / sp_b >= 0.6,
-        },
-        Target {
-            what: "batch throughput (1 worker, 1024) ≥ 4× messaging_thread_pool",
+            what: "batch of 1024, 1 worker, ≥ 8× messaging_thread_pool",
             measured: fmt_x(batches.get(MTP, 1, 1024) / sp_b),
-            met: batches.get(MTP, 1, 1024) / sp_b >= 4.0,
+            met: batches.get(MTP, 1, 1024) / sp_b >= 8.0,
         },
         Target {
-            what: "break-even speed-up ≥ 1.5× at W = 300 ns",
-            measured: fmt_x(be.speedup(300)),
-            met: be.speedup(300) >= 1.5,
+            what: "round trip ≤ 2.0× the cache-line floor",
+            measured: format!(
+                "{} (mean), {} (p50)",
+                fmt_x(sp_rt / floor_rt),
+                fmt_x(rt.p50(Subject::Shardpool) / rt.p50(Subject::Floor))
+            ),
+            met: sp_rt / floor_rt <= 2.0,
         },
         Target {
-            what: "break-even speed-up ≥ 1.8× at W = 1 µs",
-            measured: fmt_x(be.speedup(1_000)),
-            met: be.speedup(1_000) >= 1.8,
+            what: "break-even, 2 workers, ≥ 1.6× at W = 300 ns (back to back; after 1 ms idle)",
+            measured: format!("{}; {}", fmt_x(be.speedup(300)), fmt_x(be.speedup_after_idle(300))),
+            met: be.speedup(300) >= 1.6 && be.speedup_after_idle(300) >= 1.6,
         },
         Target {
-            what: "idle CPU < 1% of a core",
+            what: "break-even, 2 workers, ≥ 1.85× at W = 1 µs (back to back; after 1 ms idle)",
+            measured: format!("{}; {}", fmt_x(be.speedup(1_000)), fmt_x(be.speedup_after_idle(1_000))),
+            met: be.speedup(1_000) >= 1.85 && be.speedup_after_idle(1_000) >= 1.85,
+        },
+        Target {
+            what: "many callers (1 to 64), ≥ 1.5× the bounded crossbeam actor at every count",
+            measured: format!("{} at worst", fmt_x(vs_actor)),
+            met: vs_actor >= 1.5,
+        },
+        Target {
+            what: "many callers, slowest caller ≥ 0.5 of the fastest at every count",
+            measured: format!("{fairness:.2} at worst"),
+            met: fairness >= 0.5,
+        },
+        Target {
+            what: "Randoms 1000 × 100 within 1.5× rayon's time",
+            measured: fmt_x(randoms.over_rayon(100, randoms_op)),
+            met: randoms.over_rayon(100, randoms_op) <= 1.5,
+        },
+        Target {
+            what: "Randoms 1000 × 10,000 within 1.1× rayon's time",
+            measured: fmt_x(randoms.over_rayon(10_000, randoms_op)),
+            met: randoms.over_rayon(10_000, randoms_op) <= 1.1,
+        },
+        Target {
+            what: "idle CPU < 1% of a core (default idle policy)",
             measured: format!("{:.3}%", res.idle_percent("shardpool")),
             met: res.idle_percent("shardpool") < 1.0,
         },
@@ -212,7 +226,7 @@ fn main() -> ExitCode {
     );
 
     md += "## Targets (reported, not asserted)\n\n";
-    md += "Judged on the means (medians of timed runs); break-even on back-to-back batches.\n\n";
+    md += "The transport issue's targets, judged on the means (medians of timed runs); the Randoms rows on the `sum` pass. Reported, never asserted.\n\n";
     let mut t = Table::new(&["target", "this run", "met"]);
     for tg in &targets {
         t.row(vec![tg.what.into(), tg.measured.clone(), if tg.met { "yes" } else { "**no**" }.into()]);

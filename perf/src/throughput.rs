@@ -262,6 +262,11 @@ pub fn randoms(budget: Budget, floors: &mut Floors) -> RandomsResults {
 }
 
 impl RandomsResults {
+    /// shardpool's time over rayon's for `op` on items of `count` numbers.
+    pub fn over_rayon(&self, count: usize, op: &str) -> f64 {
+        self.rows.iter().find(|r| r.count == count && r.op == op).map_or(f64::NAN, |r| r.ns[2] / r.ns[1])
+    }
+
     pub fn markdown(&self) -> String {
         let mut t = Table::new(&[
             "numbers per item",
@@ -414,6 +419,20 @@ pub fn many_callers(budget: Budget, floors: &mut Floors) -> Callers {
 }
 
 impl Callers {
+    /// Over every caller count: the least of shardpool's throughput over
+    /// `subject`'s, and the least of shardpool's slowest-over-fastest.
+    pub fn worst(&self, subject: &str) -> (f64, f64) {
+        let mut ratio = f64::INFINITY;
+        let mut fair = f64::INFINITY;
+        for callers in CALLERS {
+            if let (Some(sp), Some(other)) = (self.cell(SP, callers), self.cell(subject, callers)) {
+                ratio = ratio.min(other.ns_per_request / sp.ns_per_request);
+                fair = fair.min(sp.min_over_max());
+            }
+        }
+        (ratio, fair)
+    }
+
     fn cell(&self, subject: &str, callers: usize) -> Option<&CallersCell> {
         self.cells.iter().find(|c| c.subject == subject && c.callers == callers)
     }
