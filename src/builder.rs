@@ -242,7 +242,10 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
 
     /// How long a caller spins on a response before parking (default 50 µs).
     /// The spin yields the core now and then, so it behaves when threads
-    /// outnumber cores.
+    /// outnumber cores; when the callers queued on a worker (as the worker
+    /// last saw them) and the workers outnumber the cores by more than one,
+    /// a caller spins by yielding for at most 5 µs before it parks, leaving
+    /// the cores to the workers.
     ///
     /// ```
     /// use shardpool::ThreadPool;
@@ -531,6 +534,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             caller_spin: self.caller_spin,
             worker_spin: self.worker_spin,
             idle: self.idle,
+            cores: process_cores.len(),
             panic_handler: self.panic_handler.clone(),
             shutdown_timeout: self.shutdown_timeout,
         };

@@ -31,6 +31,9 @@ pub struct PanicReport {
 
 pub(crate) type PanicHandler = std::sync::Arc<dyn Fn(PanicReport) + Send + Sync>;
 
+/// The longest a caller spins for a reply while threads outnumber cores.
+const OVERSUBSCRIBED_SPIN: Duration = Duration::from_micros(5);
+
 /// `WorkerShared::core` of a worker that is not pinned.
 pub(crate) const NOT_PINNED: usize = usize::MAX;
 
@@ -43,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) caller_spin: Duration,
     pub(crate) worker_spin: Duration,
     pub(crate) idle: crate::idle::Idle,
+    /// How many cores the process may use (at build).
+    pub(crate) cores: usize,
     pub(crate) panic_handler: Option<PanicHandler>,
     /// Longest wait of `Drop` (and of `shutdown`) for the workers to stop.
     pub(crate) shutdown_timeout: Duration,
@@ -94,6 +99,10 @@ pub(crate) struct WorkerShared<P: PoolItem> {
     /// The core the worker is pinned to, or `NOT_PINNED`. Written once by
     /// the worker before it reports to `build` (whose mutex publishes it).
     pub(crate) core: AtomicUsize,
+    /// How many callers' rings the worker found requests in on its last
+    /// busy pass: a hint for how callers wait (`Shared::caller_spin`),
+    /// written by the worker only when it changes.
+    pub(crate) queued: AtomicUsize,
     pub(crate) registrations: Mutex<Vec<Registration<P>>>,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
@@ -123,6 +132,7 @@ impl<P: PoolItem> Shared<P> {
                 .map(|_| WorkerShared {
                     doorbell: Doorbell::new(),
                     core: AtomicUsize::new(NOT_PINNED),
+                    queued: AtomicUsize::new(0),
                     registrations: Mutex::new(Vec::new()),
                     counters: CachePadded::new(WorkerCounters::default()),
                 })
@@ -164,6 +174,20 @@ impl<P: PoolItem> Shared<P> {
         let budget = self.config.caller_spin;
         if budget.is_zero() {
             return Spin::NONE;
+        }
+        // Callers queued on the workers, as they last saw it, and the
+        // workers themselves outnumber the cores by more than one: spinning
+        // callers would take the cores from the workers (a yield hands the
+        // core to the next spinning caller, not to the worker), so wait by
+        // yielding, briefly, then park. One thread more than the cores is
+        // fine: a lone caller sharing its core with a worker hands it over
+        // with each yield (below).
+        let queued = match waiting_for {
+            Some(w) => self.workers[w].queued.load(Ordering::Relaxed),
+            None => self.workers.iter().map(|w| w.queued.load(Ordering::Relaxed)).max().unwrap_or(0),
+        };
+        if queued + self.workers.len() > self.config.cores + 1 {
+            return Spin::sharing(budget.min(OVERSUBSCRIBED_SPIN));
         }
         let Some(cpu) = cpu else { return Spin::alone(budget) };
         let on_cpu = |w: &WorkerShared<P>| w.core.load(Ordering::Relaxed) == cpu;

@@ -79,6 +79,8 @@ pub(crate) struct Worker<P: PoolItem> {
     carry: u64,
     /// Busy passes since the last scan of every lane.
     passes: u32,
+    /// The `queued` hint last published.
+    queued: usize,
     /// When every lane was last scanned while busy.
     #[cfg(not(shardpool_loom))]
     last_scan: std::time::Instant,
@@ -97,6 +99,7 @@ impl<P: PoolItem> Worker<P> {
             lanes: 0,
             carry: 0,
             passes: 0,
+            queued: 0,
             #[cfg(not(shardpool_loom))]
             last_scan: std::time::Instant::now(),
             gaps: Gaps::default(),
@@ -141,6 +144,16 @@ impl<P: PoolItem> Worker<P> {
                     self.last_scan = std::time::Instant::now();
                 }
                 hints |= self.occupied();
+            }
+            // Tell callers how many of them are queued here (they wait
+            // differently when callers and workers outnumber the cores).
+            // A peak, decaying by an eighth a pass: callers that were queued
+            // a moment ago and are parked now still count for a while.
+            let now = hints.count_ones() as usize;
+            let queued = now.max(self.queued - self.queued.div_ceil(8));
+            if queued != self.queued {
+                self.queued = queued;
+                self.pool.workers[self.core.index].queued.store(queued, Ordering::Relaxed);
             }
             let mut bits = hints;
             while bits != 0 {
