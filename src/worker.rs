@@ -9,8 +9,9 @@
 //!    A new lane is served in the same pass (a request may have been
 //!    pushed before the lane was adopted; its caller rang the lane's bit
 //!    too, so this only saves a round of the loop).
-//! 3. For each hinted lane: drain up to `max_batch` requests in one chunk,
-//!    process them and publish each reply. A lane still non-empty is carried to the next pass, so one busy
+//! 3. For each hinted lane, round-robin from the one after the last served:
+//!    drain up to `max_batch` requests in one chunk, process them and
+//!    publish each reply. A lane still non-empty is carried to the next pass, so one busy
 //!    caller gets at most `max_batch` per pass and cannot starve the others.
 //! 4. With nothing to do: spin (bounded, yielding), then sleep on the
 //!    doorbell (see `doorbell.rs` for why no wake-up is lost). In a pool
@@ -55,6 +56,21 @@ use std::time::Duration;
 // about 0.3 ns a request, next to a round trip of about 400 ns.
 type Items<P> = HashMap<u64, P, foldhash::fast::RandomState>;
 
+/// The set bits of `hints`, in round-robin order from bit `next`: those at
+/// and above it, ascending, then those below.
+fn round_robin(hints: u64, next: u32) -> impl Iterator<Item = usize> {
+    let low = (1u64 << next) - 1;
+    [hints & !low, hints & low].into_iter().flat_map(|mut bits| {
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                b
+            })
+        })
+    })
+}
+
 /// One caller's ring, as its worker sees it.
 struct Lane<P: PoolItem> {
     caller: Arc<CallerShared<P>>,
@@ -81,6 +97,8 @@ pub(crate) struct Worker<P: PoolItem> {
     passes: u32,
     /// The `queued` hint last published.
     queued: usize,
+    /// The hint bit the next busy pass starts from (round-robin).
+    next_bit: u32,
     /// When every lane was last scanned while busy.
     #[cfg(not(shardpool_loom))]
     last_scan: std::time::Instant,
@@ -100,6 +118,7 @@ impl<P: PoolItem> Worker<P> {
             carry: 0,
             passes: 0,
             queued: 0,
+            next_bit: 0,
             #[cfg(not(shardpool_loom))]
             last_scan: std::time::Instant::now(),
             gaps: Gaps::default(),
@@ -155,13 +174,14 @@ impl<P: PoolItem> Worker<P> {
                 self.queued = queued;
                 self.pool.workers[self.core.index].queued.store(queued, Ordering::Relaxed);
             }
-            let mut bits = hints;
-            while bits != 0 {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
+            // Round-robin: start from the lane after the last one served
+            // (the bits at and above `next` first, then those below), so no
+            // caller is always served first or last.
+            for b in round_robin(hints, self.next_bit) {
                 if self.serve_bucket(b, self.pool.config.max_batch) {
                     self.carry |= 1 << b;
                 }
+                self.next_bit = (b as u32 + 1) % LANE_BITS;
             }
         }
         self.shutdown();
@@ -579,5 +599,23 @@ pub(crate) fn report(handler: &Option<PanicHandler>, worker: usize, id: Option<u
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(report))) {
             drop(take_panic_message(payload));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin;
+
+    #[test]
+    fn lanes_are_served_round_robin_from_where_the_last_pass_stopped() {
+        let hints = 0b1011_0110u64;
+        assert_eq!(round_robin(hints, 0).collect::<Vec<_>>(), [1, 2, 4, 5, 7]);
+        assert_eq!(round_robin(hints, 3).collect::<Vec<_>>(), [4, 5, 7, 1, 2]);
+        assert_eq!(round_robin(hints, 7).collect::<Vec<_>>(), [7, 1, 2, 4, 5]);
+        assert_eq!(round_robin(hints, 61).collect::<Vec<_>>(), [1, 2, 4, 5, 7]);
+        assert_eq!(round_robin(0, 5).count(), 0);
+        let all = (1u64 << 62) - 1;
+        assert_eq!(round_robin(all, 30).next(), Some(30));
+        assert_eq!(round_robin(all, 30).count(), 62);
     }
 }
