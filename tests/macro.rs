@@ -652,3 +652,39 @@ mod deprecated_method {
         assert_eq!(pool.send_and_receive_once(OldRequest(1)).unwrap().result, 1);
     }
 }
+
+/// `#[cfg]` on a `#[messaging]` method applies to everything generated for
+/// it: in this test binary `test` is set, `not(test)` is not.
+struct Configured;
+
+#[pool_item]
+impl Configured {
+    fn new(_id: u64) -> Self {
+        Configured
+    }
+
+    #[cfg(not(test))]
+    #[messaging(GoneRequest, GoneResponse)]
+    fn gone(&self) -> u8 {
+        0
+    }
+
+    #[cfg(test)]
+    #[messaging(HereRequest, HereResponse)]
+    fn here(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn a_cfg_on_a_method_applies_to_its_generated_types() -> Res {
+    let pool = ThreadPool::<Configured>::new(1)?;
+    pool.send_and_receive_once(ConfiguredInit(1))?;
+    assert_eq!(pool.send_and_receive_once(HereRequest(1))?.result, 1);
+    // The enum has the present method's variant only: this match is
+    // exhaustive.
+    match ConfiguredApi::from(HereRequest(1)) {
+        ConfiguredApi::Here(HereRequest(id)) => assert_eq!(id, 1),
+    }
+    Ok(())
+}

@@ -20,8 +20,9 @@ pub(crate) enum Shape<'a> {
     Tuple(Vec<&'a Type>),
     /// `Name { pub id: u64, pub result: R }`.
     Named(Vec<(Ident, &'a Type)>),
-    /// `enum Name { V(Inner), .., __Phantom(Infallible, PhantomData<..>) }`.
-    Enum { variants: Vec<(&'a Ident, Type)>, phantom: bool },
+    /// `enum Name { V(Inner), .., __Phantom(Infallible, PhantomData<..>) }`,
+    /// each variant with the `cfg`s of its method.
+    Enum { variants: Vec<(&'a Ident, Type, &'a [syn::Attribute])>, phantom: bool },
 }
 
 /// `Debug`, `Clone` and `PartialEq` for the type `name` with these generics
@@ -30,7 +31,12 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
     let field_types: Vec<&Type> = match shape {
         Shape::Tuple(types) => types.clone(),
         Shape::Named(fields) => fields.iter().map(|(_, t)| *t).collect(),
-        Shape::Enum { variants, .. } => variants.iter().map(|(_, t)| t).collect(),
+        // A variant under `#[cfg]` may not exist, and a bound cannot be
+        // made conditional: such a variant's type must have the traits
+        // outright when it does exist.
+        Shape::Enum { variants, .. } => {
+            variants.iter().filter(|(_, _, c)| c.is_empty()).map(|(_, t, _)| t).collect()
+        }
     };
     let bounded = |bound: TokenStream| -> Generics {
         let mut g = generics.clone();
@@ -70,7 +76,8 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
             )
         }
         Shape::Enum { variants, phantom } => {
-            let vs: Vec<_> = variants.iter().map(|(v, _)| *v).collect();
+            let vs: Vec<_> = variants.iter().map(|(v, _, _)| *v).collect();
+            let cfgs: Vec<_> = variants.iter().map(|(_, _, c)| *c).collect();
             let labels: Vec<_> = vs.iter().map(|v| v.to_string()).collect();
             let phantom_fmt = phantom.then(|| quote!(#name::__Phantom(never, _) => match *never {},));
             let phantom_clone = phantom.then(|| quote!(#name::__Phantom(never, _) => match *never {},));
@@ -87,15 +94,15 @@ pub(crate) fn conditional_impls(name: &Ident, generics: &Generics, shape: &Shape
             } else {
                 (
                     quote!(match self {
-                        #(#name::#vs(#a) => f.debug_tuple(#labels).field(#a).finish(),)*
+                        #(#(#cfgs)* #name::#vs(#a) => f.debug_tuple(#labels).field(#a).finish(),)*
                         #phantom_fmt
                     }),
                     quote!(match self {
-                        #(#name::#vs(#a) => #name::#vs(::core::clone::Clone::clone(#a)),)*
+                        #(#(#cfgs)* #name::#vs(#a) => #name::#vs(::core::clone::Clone::clone(#a)),)*
                         #phantom_clone
                     }),
                     quote!(#[allow(unreachable_patterns)] match (self, other) {
-                        #((#name::#vs(#a), #name::#vs(#b)) => ::core::cmp::PartialEq::eq(#a, #b),)*
+                        #(#(#cfgs)* (#name::#vs(#a), #name::#vs(#b)) => ::core::cmp::PartialEq::eq(#a, #b),)*
                         #phantom_eq
                         #other_arm
                     }),

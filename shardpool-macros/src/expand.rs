@@ -44,6 +44,9 @@ struct Endpoint {
     response: Ident,
     args: Vec<Type>,
     result: Type,
+    /// The method's `#[cfg(..)]` attributes, repeated on everything
+    /// generated for it.
+    cfgs: Vec<Attribute>,
 }
 
 /// How `new` is called from `PoolItem::new_pool_item`.
@@ -142,7 +145,10 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
             }
             (Some(attr), None) => {
                 match endpoint(&f.sig, attr) {
-                    Ok(e) => endpoints.push(e),
+                    Ok(mut e) => {
+                        e.cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg")).cloned().collect();
+                        endpoints.push(e)
+                    }
                     Err(e) => errors.push(e),
                 }
                 kept.push(ImplItem::Fn(f));
@@ -321,6 +327,13 @@ fn endpoint(sig: &Signature, attr: &Attribute) -> syn::Result<Endpoint> {
     if let Some(a) = &sig.asyncness {
         errors.push(syn::Error::new_spanned(a, "a #[messaging] method cannot be `async`"));
     }
+    if let Some(u) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            u,
+            "a #[messaging] method cannot be `unsafe`: the pool calls it for any request, with no \
+             caller to uphold its contract; make it safe and check its preconditions inside",
+        ));
+    }
     if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -363,6 +376,7 @@ fn endpoint(sig: &Signature, attr: &Attribute) -> syn::Result<Endpoint> {
             response,
             args,
             result,
+            cfgs: Vec::new(),
         }),
     }
 }
@@ -575,6 +589,20 @@ fn check_names(
     });
 }
 
+/// `tokens` (items) with `cfgs` added to each item: what is generated for
+/// a `#[cfg(..)]` method exists exactly when the method does.
+fn with_cfgs(tokens: TokenStream, cfgs: &[Attribute]) -> TokenStream {
+    if cfgs.is_empty() {
+        return tokens;
+    }
+    let file: syn::File = match syn::parse2(tokens.clone()) {
+        Ok(file) => file,
+        // Not items (cannot happen): leave them as they are.
+        Err(_) => return tokens,
+    };
+    file.items.into_iter().map(|item| quote! { #(#cfgs)* #item }).collect()
+}
+
 /// A span located at `name` (so a clash of the type it names is reported
 /// there) but resolved and linted as the macro's own code: lints about the
 /// generated type (`unreachable_pub`, `large_enum_variant`) are not the
@@ -686,9 +714,14 @@ impl Gen<'_> {
     /// The request and response structs of one endpoint, and their
     /// conversions.
     fn endpoint(&self, e: &Endpoint) -> TokenStream {
+        with_cfgs(self.endpoint_items(e), &e.cfgs)
+    }
+
+    /// [`endpoint`](Self::endpoint), before the method's `cfg`s are added.
+    fn endpoint_items(&self, e: &Endpoint) -> TokenStream {
         let Gen { krate, self_ty, name, api, response_enum, derives, .. } = self;
         let (impl_generics, ty_generics, where_clause) = self.bounded.split_for_impl();
-        let Endpoint { method, variant, request, response, args, result } = e;
+        let Endpoint { method, variant, request, response, args, result, .. } = e;
 
         let req_generics = self.generics_of(args);
         let (req_def, req_ty, req_where) = req_generics.split_for_impl();
@@ -842,18 +875,18 @@ impl Gen<'_> {
         let response_phantom =
             self.needs_phantom(endpoints.iter().map(|e| &e.result)).then(|| phantom_variant.clone());
         let api_variants = endpoints.iter().map(|e| {
-            let Endpoint { method, variant, request, args, .. } = e;
+            let Endpoint { method, variant, request, args, cfgs, .. } = e;
             let req_ty = self.generics_of(args);
             let (_, req_ty, _) = req_ty.split_for_impl();
             let doc = format!("Calls `{name}::{method}`.");
-            quote!(#[doc = #doc] #variant(#request #req_ty),)
+            quote!(#(#cfgs)* #[doc = #doc] #variant(#request #req_ty),)
         });
         let response_variants = endpoints.iter().map(|e| {
-            let Endpoint { method, variant, response, result, .. } = e;
+            let Endpoint { method, variant, response, result, cfgs, .. } = e;
             let resp_ty = self.generics_of([result]);
             let (_, resp_ty, _) = resp_ty.split_for_impl();
             let doc = format!("What `{name}::{method}` returned.");
-            quote!(#[doc = #doc] #variant(#response #resp_ty),)
+            quote!(#(#cfgs)* #[doc = #doc] #variant(#response #resp_ty),)
         });
         let api_doc = format!("The requests a `{name}` answers, one variant per `#[messaging]` method.");
         let response_doc = format!("The responses of a `{name}`, one variant per `#[messaging]` method.");
@@ -868,7 +901,7 @@ impl Gen<'_> {
                         let g = self.generics_of(&e.args);
                         let (_, ty, _) = g.split_for_impl();
                         let request = &e.request;
-                        (&e.variant, syn::parse_quote!(#request #ty))
+                        (&e.variant, syn::parse_quote!(#request #ty), &e.cfgs[..])
                     })
                     .collect(),
                 phantom: api_phantom.is_some(),
@@ -884,7 +917,7 @@ impl Gen<'_> {
                         let g = self.generics_of([&e.result]);
                         let (_, ty, _) = g.split_for_impl();
                         let response = &e.response;
-                        (&e.variant, syn::parse_quote!(#response #ty))
+                        (&e.variant, syn::parse_quote!(#response #ty), &e.cfgs[..])
                     })
                     .collect(),
                 phantom: response_phantom.is_some(),
@@ -1026,9 +1059,10 @@ impl Gen<'_> {
         };
 
         let arms = endpoints.iter().map(|e| {
-            let Endpoint { method, variant, request, response, args, .. } = e;
+            let Endpoint { method, variant, request, response, args, cfgs, .. } = e;
             let names: Vec<_> = (0..args.len()).map(|i| format_ident!("__arg{}", i)).collect();
             quote! {
+                #(#cfgs)*
                 #api::#variant(#request(__id, #(#names),*)) => {
                     #response_enum::#variant(#response { id: __id, result: Self::#method(self, #(#names),*) })
                 }
