@@ -68,7 +68,8 @@ use syn::{parse_macro_input, ItemImpl};
 ///
 /// - **Each method marked `#[messaging(FooRequest, FooResponse)]`.** It takes
 ///   `&self` or `&mut self` and any owned arguments, and returns anything
-///   (or nothing). It stays an ordinary method, callable directly.
+///   (or nothing). It stays an ordinary method, callable directly. Its
+///   `#[cfg(..)]` attributes apply to everything generated for it.
 ///
 /// - **Each method marked `#[hook]`**, named for one of `PoolItem`'s hooks
 ///   (`placement`, `new_thread_state`, `pre_process`, `post_process`,
