@@ -538,14 +538,14 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             panic_handler: self.panic_handler.clone(),
             shutdown_timeout: self.shutdown_timeout,
         };
-        let shared = Arc::new(Shared::<P>::new(n, config, Barrier::new(self.membarrier)));
+        let shared = Arc::new(Shared::<P>::new(n, config, Barrier::new(self.membarrier), claim));
         let startup = Arc::new(Startup { reports: Mutex::new(Vec::new()), cv: Condvar::new() });
         let mut joins: Vec<JoinHandle<()>> = Vec::with_capacity(n);
         let mut failure = None;
         for index in 0..n {
             let plan = StartPlan {
                 index,
-                core: claim.core(index),
+                core: shared.cores.core(index),
                 pinning: self.pinning,
                 allowed: if cores.is_empty() { process_cores.clone() } else { cores.clone() },
                 start: self.start_handler.clone(),
@@ -559,9 +559,10 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 }
             }
         }
-        // Workers never spawned have nothing to wait for.
+        // Workers never spawned have nothing to wait for, and no core.
         for index in joins.len()..n {
             shared.exits.mark(index);
+            shared.cores.release(index);
         }
         // Wait for every started worker to report.
         let started = joins.len();
@@ -574,7 +575,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
                 failure = reports.drain(..).find_map(|r| r.err());
             }
         }
-        let pool = ThreadPool::from_parts(shared, joins, claim);
+        let pool = ThreadPool::from_parts(shared, joins);
         match failure {
             None => Ok(pool),
             Some(e) => {
@@ -673,7 +674,7 @@ struct StartPlan {
 fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan: StartPlan) {
     let index = plan.index;
     // However this thread ends, shutdown learns that it did.
-    let _exit = ExitMark(&shared.exits, index);
+    let _exit = ExitMark(&shared, index);
     set_current_worker(shared.id, index);
     shared.workers[index].doorbell.set_thread(thread::current());
     // Everything up to the report runs under `catch_unwind`: a worker that
@@ -718,13 +719,14 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
     }
 }
 
-/// Marks its worker as finished when dropped (on every way out of
-/// `worker_main`, unwinding included).
-struct ExitMark<'a>(&'a crate::pool::Exits, usize);
+/// Marks its worker as finished, and gives its core back, when dropped (on
+/// every way out of `worker_main`, unwinding included).
+struct ExitMark<'a, P: PoolItem>(&'a Shared<P>, usize);
 
-impl Drop for ExitMark<'_> {
+impl<P: PoolItem> Drop for ExitMark<'_, P> {
     fn drop(&mut self) {
-        self.0.mark(self.1);
+        self.0.cores.release(self.1);
+        self.0.exits.mark(self.1);
     }
 }
 

@@ -24,16 +24,26 @@ fn loads() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
     LOADS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The cores of one pool's workers, by worker index; given back on drop.
+/// The cores of one pool's workers, by worker index. Each is given back
+/// when its worker exits ([`release`](Self::release)), the rest on drop.
 #[derive(Debug)]
 pub(crate) struct CoreClaim {
-    cores: Vec<usize>,
+    cores: Mutex<Vec<Option<usize>>>,
+}
+
+fn give_back(table: &mut BTreeMap<usize, usize>, core: usize) {
+    if let Some(n) = table.get_mut(&core) {
+        *n -= 1;
+        if *n == 0 {
+            table.remove(&core);
+        }
+    }
 }
 
 impl CoreClaim {
     /// No claim: for pools that do not pin.
     pub(crate) fn none() -> Self {
-        CoreClaim { cores: Vec::new() }
+        CoreClaim { cores: Mutex::new(Vec::new()) }
     }
 
     /// Claims a core for each of `workers` workers among `candidates`
@@ -46,41 +56,51 @@ impl CoreClaim {
                 // `min_by_key` keeps the first of equal keys: the lower core.
                 let core = *candidates.iter().min_by_key(|c| load(c)).expect("candidates are not empty");
                 *table.entry(core).or_insert(0) += 1;
-                core
+                Some(core)
             })
             .collect();
-        CoreClaim { cores }
+        CoreClaim { cores: Mutex::new(cores) }
     }
 
     /// Claims `cores[i % cores.len()]` (non-empty) for worker `i`: the
     /// builder's explicit list.
     pub(crate) fn exactly(workers: usize, cores: &[usize]) -> Self {
         let mut table = loads();
-        let cores: Vec<usize> = (0..workers).map(|i| cores[i % cores.len()]).collect();
-        for &c in &cores {
-            *table.entry(c).or_insert(0) += 1;
+        let cores: Vec<Option<usize>> = (0..workers).map(|i| Some(cores[i % cores.len()])).collect();
+        for c in cores.iter().flatten() {
+            *table.entry(*c).or_insert(0) += 1;
         }
-        CoreClaim { cores }
+        CoreClaim { cores: Mutex::new(cores) }
     }
 
-    /// The core claimed for worker `index`, if any.
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Option<usize>>> {
+        // Plain data, consistent after every statement.
+        self.cores.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The core claimed for worker `index`, if any (and not given back).
     pub(crate) fn core(&self, index: usize) -> Option<usize> {
-        self.cores.get(index).copied()
+        self.entries().get(index).copied().flatten()
+    }
+
+    /// Gives back worker `index`'s core: the worker has exited. (A worker
+    /// left running by a timed-out shutdown keeps its core counted until it
+    /// does.)
+    pub(crate) fn release(&self, index: usize) {
+        let taken = self.entries().get_mut(index).and_then(Option::take);
+        if let Some(core) = taken {
+            give_back(&mut loads(), core);
+        }
     }
 }
 
 impl Drop for CoreClaim {
     fn drop(&mut self) {
-        if self.cores.is_empty() {
-            return;
-        }
-        let mut table = loads();
-        for c in self.cores.drain(..) {
-            if let Some(n) = table.get_mut(&c) {
-                *n -= 1;
-                if *n == 0 {
-                    table.remove(&c);
-                }
+        let left: Vec<usize> = self.entries().drain(..).flatten().collect();
+        if !left.is_empty() {
+            let mut table = loads();
+            for core in left {
+                give_back(&mut table, core);
             }
         }
     }
@@ -94,17 +114,27 @@ mod tests {
     /// of this test binary can have (far above any machine's count).
     const BASE: usize = 1 << 20;
 
+    fn held(claim: &CoreClaim) -> Vec<usize> {
+        claim.entries().iter().flatten().copied().collect()
+    }
+
     #[test]
     fn least_loaded_spreads_pools_and_releases_on_drop() {
         let cands = [BASE, BASE + 1, BASE + 2];
         let a = CoreClaim::least_loaded(2, &cands);
-        assert_eq!(a.cores, [BASE, BASE + 1]);
+        assert_eq!(held(&a), [BASE, BASE + 1]);
         // A second pool starts on the core the first left free.
         let b = CoreClaim::least_loaded(2, &cands);
-        assert_eq!(b.cores, [BASE + 2, BASE]);
+        assert_eq!(held(&b), [BASE + 2, BASE]);
         drop(a);
         let c = CoreClaim::least_loaded(1, &cands);
-        assert_eq!(c.cores, [BASE + 1]);
+        assert_eq!(held(&c), [BASE + 1]);
+        // A worker that exits gives its core back at once.
+        b.release(0);
+        assert_eq!(held(&b), [BASE]);
+        let d = CoreClaim::least_loaded(1, &cands);
+        assert_eq!(held(&d), [BASE + 2]);
+        drop(d);
         drop((b, c));
         assert!(loads().range(BASE..BASE + 3).next().is_none(), "every claim was given back");
     }
@@ -113,9 +143,9 @@ mod tests {
     fn an_explicit_list_is_counted() {
         let cands = [BASE + 10, BASE + 11];
         let fixed = CoreClaim::exactly(3, &[BASE + 10]);
-        assert_eq!(fixed.cores, [BASE + 10; 3]);
+        assert_eq!(held(&fixed), [BASE + 10; 3]);
         let next = CoreClaim::least_loaded(1, &cands);
-        assert_eq!(next.cores, [BASE + 11]);
+        assert_eq!(held(&next), [BASE + 11]);
         drop((fixed, next));
         assert!(loads().range(BASE + 10..BASE + 12).next().is_none());
     }

@@ -44,14 +44,14 @@ pub enum Idle {
     /// The CPU this costs, per gap `g` and worker, on top of `worker_spin`:
     /// a spin of `2 * lead` around the predicted arrival, where the lead is
     /// `g / 16` or one and a half times how late the OS wakes the worker
-    /// from a timed park, plus 10 µs, whichever is longer (on Linux the
-    /// worker asks for a 1 µs timer slack; a VM measured here then woke
-    /// 27 µs late at the median, for a lead of about 50 µs). That is an
-    /// eighth of a core for gaps from about 1 ms up to the cap, more below
-    /// that; a gap too short to be worth parking through (under about
-    /// `worker_spin + 3 * lead`) is spun through whole. Gaps longer than `cap`, or irregular ones, cost
-    /// nothing: the worker parks until rung. After the last request it
-    /// parks for good within one gap.
+    /// from a timed park, plus 10 µs, whichever is longer, but never more
+    /// than `g / 8` (on Linux the worker asks for a 1 µs timer slack; a VM
+    /// measured here then woke 27 µs late at the median). That is an eighth
+    /// of a core for gaps from about 1 ms up to the cap, and never more than
+    /// a quarter. Gaps under `worker_spin + 250 µs` are spun through whole.
+    /// Gaps longer than `cap`, or irregular ones, cost nothing: the worker
+    /// parks until rung. After the last request it parks for good within
+    /// one gap.
     Adaptive {
         /// Longest gap worth anticipating (default 10 ms).
         cap: Duration,
@@ -91,6 +91,13 @@ pub(crate) fn tighten_timer_slack() {
 const LEAD_MARGIN: Duration = Duration::from_micros(10);
 /// The lateness assumed before any was seen.
 const FIRST_LATENESS: Duration = Duration::from_micros(60);
+/// A lateness sample counts for at most this much (one wake-up delayed by
+/// a busy core must not stretch every later lead).
+const MAX_LATENESS: Duration = Duration::from_millis(1);
+/// Gaps up to `worker_spin` plus this are spun through rather than parked
+/// through: parking costs a sleep announcement (and, with lazy
+/// announcements, a `membarrier`), not worth it for a shorter rest.
+const SPIN_THROUGH: Duration = Duration::from_micros(250);
 
 /// What to do after the initial spin, in time since the worker went idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,15 +112,21 @@ pub(crate) enum Plan {
 }
 
 /// The gaps between a worker going idle and its next request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gaps {
     /// Moving average (weight 1/4 for the newest), nanoseconds; 0: none yet.
     average: u64,
     /// The last gap, nanoseconds.
     last: u64,
-    /// Moving average of how late timed parks returned, nanoseconds; 0:
-    /// none seen yet.
+    /// Moving average of how late timed parks returned, nanoseconds,
+    /// starting from `FIRST_LATENESS`.
     lateness: u64,
+}
+
+impl Default for Gaps {
+    fn default() -> Self {
+        Gaps { average: 0, last: 0, lateness: nanos(FIRST_LATENESS) }
+    }
 }
 
 /// `average + (sample - average) / 4`, in nanoseconds; the first sample
@@ -143,17 +156,14 @@ impl Gaps {
     /// Learns how late a timed park returned after its deadline.
     #[cfg_attr(shardpool_loom, allow(dead_code))]
     pub(crate) fn record_lateness(&mut self, late: Duration) {
-        // At least a nanosecond: 0 means "none seen".
-        self.lateness = blend(self.lateness, nanos(late).max(1));
+        // At least a nanosecond (`blend` reads 0 as "none yet").
+        self.lateness = blend(self.lateness, nanos(late.min(MAX_LATENESS)).max(1));
     }
 
     /// How far ahead of a predicted request to wake.
     fn lead(&self, average: Duration) -> Duration {
-        let lateness = match self.lateness {
-            0 => FIRST_LATENESS,
-            n => Duration::from_nanos(n),
-        };
-        (average / 16).max(lateness * 3 / 2 + LEAD_MARGIN)
+        let lateness = Duration::from_nanos(self.lateness);
+        (average / 16).max(lateness * 3 / 2 + LEAD_MARGIN).min(average / 8)
     }
 
     /// What to do after `spin` of spinning, under `idle`.
@@ -169,14 +179,13 @@ impl Gaps {
             return Plan::Park;
         }
         let lead = self.lead(average);
-        let wake = average.saturating_sub(lead);
-        let end = average + lead;
-        // Parking costs a sleep announcement (and, with lazy announcements,
-        // a `membarrier`): not worth it for less than two leads of rest.
-        if wake <= spin + 2 * lead {
-            Plan::SpinUntil(end)
+        // Decided by the gap alone: a lateness gone wrong (a core taken
+        // from the worker for a while) must not turn every later gap into a
+        // spin through the whole of it.
+        if average <= spin + SPIN_THROUGH {
+            Plan::SpinUntil(average + lead)
         } else {
-            Plan::WakeAt { wake, end }
+            Plan::WakeAt { wake: average - lead, end: average + lead }
         }
     }
 }
@@ -222,17 +231,38 @@ mod tests {
         for _ in 0..40 {
             half.record_lateness(us(20));
         }
-        assert_eq!(half.plan(ADAPT, SPIN), Plan::WakeAt { wake: us(460), end: us(540) });
+        // (The average lateness converges to within a few ns of 20 µs.)
+        let Plan::WakeAt { wake, end } = half.plan(ADAPT, SPIN) else { panic!("not a timed wake") };
+        assert!(wake.abs_diff(us(460)) < us(1) && end.abs_diff(us(540)) < us(1), "{wake:?} {end:?}");
         // Long gaps: a sixteenth of the gap.
         assert_eq!(learned(&[8000; 4]).plan(ADAPT, SPIN), Plan::WakeAt { wake: us(7500), end: us(8500) });
     }
 
     #[test]
     fn short_gaps_are_spun_through() {
-        // 300 µs: waking at 200 µs would rest only 150 µs after the spin.
-        assert_eq!(learned(&[300; 4]).plan(ADAPT, SPIN), Plan::SpinUntil(us(400)));
+        // 300 µs, at most spin + 250 µs: spun through, to the gap plus a lead
+        // of an eighth of it.
+        let ns = Duration::from_nanos;
+        assert_eq!(learned(&[300; 4]).plan(ADAPT, SPIN), Plan::SpinUntil(ns(337_500)));
         // Covered by the initial spin already.
         assert_eq!(learned(&[30; 4]).plan(ADAPT, SPIN), Plan::Park);
+    }
+
+    #[test]
+    fn a_spell_of_late_wake_ups_neither_spins_whole_gaps_nor_stretches_the_lead() {
+        let mut g = learned(&[5000; 4]);
+        for _ in 0..40 {
+            g.record_lateness(Duration::from_millis(50));
+        }
+        // The lead is capped at an eighth of the gap, and the plan is still
+        // to park through most of it.
+        assert_eq!(g.plan(ADAPT, SPIN), Plan::WakeAt { wake: us(4375), end: us(5625) });
+        // And late samples are clamped: a few good ones bring it back.
+        for _ in 0..40 {
+            g.record_lateness(us(20));
+        }
+        let ns = Duration::from_nanos;
+        assert_eq!(g.plan(ADAPT, SPIN), Plan::WakeAt { wake: ns(4_687_500), end: ns(5_312_500) });
     }
 
     #[test]

@@ -119,10 +119,14 @@ pub(crate) struct Shared<P: PoolItem> {
     pub(crate) exits: Exits,
     pub(crate) lane_ids: Arc<LaneIds>,
     pub(crate) config: Config,
+    /// The cores the workers were given (`cores.rs`), handed back when the
+    /// last of the pool's handle and its workers lets go of this state: a
+    /// worker left running by a timed-out shutdown keeps its core counted.
+    pub(crate) cores: CoreClaim,
 }
 
 impl<P: PoolItem> Shared<P> {
-    pub(crate) fn new(workers: usize, config: Config, barrier: Barrier) -> Self {
+    pub(crate) fn new(workers: usize, config: Config, barrier: Barrier, cores: CoreClaim) -> Self {
         Self {
             id: crate::sync::next_pool_id(),
             gate: Gate::new(barrier),
@@ -139,6 +143,7 @@ impl<P: PoolItem> Shared<P> {
                 .collect(),
             lane_ids: Arc::new(LaneIds::new()),
             config,
+            cores,
         }
     }
 
@@ -257,9 +262,6 @@ pub struct ThreadPool<P: PoolItem> {
     joins: Mutex<Vec<Option<JoinHandle<()>>>>,
     /// The worker threads' names, by index.
     names: Vec<String>,
-    /// The cores the workers were given; handed back when the pool is
-    /// dropped.
-    _cores: CoreClaim,
 }
 
 impl<P: PoolItem> fmt::Debug for ThreadPool<P> {
@@ -290,9 +292,9 @@ impl<P: PoolItem> ThreadPool<P> {
         ThreadPoolBuilder::new()
     }
 
-    pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>, cores: CoreClaim) -> Self {
+    pub(crate) fn from_parts(shared: Arc<Shared<P>>, joins: Vec<JoinHandle<()>>) -> Self {
         let names = joins.iter().map(|j| j.thread().name().unwrap_or_default().to_owned()).collect();
-        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()), names, _cores: cores }
+        Self { shared, joins: Mutex::new(joins.into_iter().map(Some).collect()), names }
     }
 
     /// How many worker threads the pool has.

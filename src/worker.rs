@@ -71,6 +71,13 @@ fn round_robin(hints: u64, next: u32) -> impl Iterator<Item = usize> {
     })
 }
 
+/// Where the pass after one over `hints` that started from bit `next`
+/// starts: one past the first lane that pass served, so that each pass
+/// starts one busy lane later than the one before.
+fn next_start(hints: u64, next: u32) -> u32 {
+    round_robin(hints, next).next().map_or(next, |b| (b as u32 + 1) % LANE_BITS)
+}
+
 /// One caller's ring, as its worker sees it.
 struct Lane<P: PoolItem> {
     caller: Arc<CallerShared<P>>,
@@ -164,25 +171,25 @@ impl<P: PoolItem> Worker<P> {
                 }
                 hints |= self.occupied();
             }
-            // Tell callers how many of them are queued here (they wait
-            // differently when callers and workers outnumber the cores).
-            // A peak, decaying by an eighth a pass: callers that were queued
-            // a moment ago and are parked now still count for a while.
-            let now = hints.count_ones() as usize;
-            let queued = now.max(self.queued - self.queued.div_ceil(8));
-            if queued != self.queued {
-                self.queued = queued;
-                self.pool.workers[self.core.index].queued.store(queued, Ordering::Relaxed);
-            }
-            // Round-robin: start from the lane after the last one served
-            // (the bits at and above `next` first, then those below), so no
-            // caller is always served first or last.
-            for b in round_robin(hints, self.next_bit) {
-                if self.serve_bucket(b, self.pool.config.max_batch) {
+            // Round-robin: start from the lane after the first one served
+            // last pass (the bits at and above `next_bit` first, then those
+            // below), so no caller is always served first or last.
+            let start = self.next_bit;
+            self.next_bit = next_start(hints, start);
+            let mut served = 0;
+            for b in round_robin(hints, start) {
+                let (more, lanes) = self.serve_bucket(b, self.pool.config.max_batch);
+                if more {
                     self.carry |= 1 << b;
                 }
-                self.next_bit = (b as u32 + 1) % LANE_BITS;
+                served += lanes;
             }
+            // Tell callers how many of them were queued here (they wait
+            // differently when callers and workers outnumber the cores): the
+            // lanes that had requests, as a peak decaying by an eighth a
+            // pass, so that callers queued a moment ago and parked now still
+            // count for a while. Parking resets it (`sleep`).
+            self.publish_queued(served.max(self.queued - self.queued.div_ceil(8)));
         }
         self.shutdown();
         // Last, the thread state (its drop is user code too).
@@ -205,12 +212,22 @@ impl<P: PoolItem> Worker<P> {
         WorkerCounters::set(&self.counters().callers, self.lanes as u64);
     }
 
+    /// Publishes the `queued` hint, if it changed.
+    fn publish_queued(&mut self, queued: usize) {
+        if queued != self.queued {
+            self.queued = queued;
+            self.pool.workers[self.core.index].queued.store(queued, Ordering::Relaxed);
+        }
+    }
+
     /// Serves every lane of hint bit `b`, at most `max` requests each.
-    /// Returns whether some lane still has work.
-    fn serve_bucket(&mut self, b: usize, max: usize) -> bool {
+    /// Returns whether some lane still has work, and how many lanes had
+    /// requests.
+    fn serve_bucket(&mut self, b: usize, max: usize) -> (bool, usize) {
         let w = self.core.index;
         let counters = &self.pool.workers[w].counters;
         let mut more = false;
+        let mut busy = 0;
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
@@ -219,6 +236,7 @@ impl<P: PoolItem> Worker<P> {
             let n = lane.consumer.drain(max, |env| core.process(env, caller, counters));
             if n > 0 {
                 bump(&counters.batches, 1);
+                busy += 1;
             }
             if !lane.consumer.is_empty() {
                 more = true;
@@ -233,7 +251,7 @@ impl<P: PoolItem> Worker<P> {
             }
             i += 1;
         }
-        more
+        (more, busy)
     }
 
     /// Nothing to do: spin a while, then sleep until a caller rings, as the
@@ -338,6 +356,11 @@ impl<P: PoolItem> Worker<P> {
                 return true;
             }
         }
+        // Parking: nobody is queued here.
+        if self.queued != 0 {
+            self.queued = 0;
+            self.pool.workers[self.core.index].queued.store(0, Ordering::Relaxed);
+        }
         bump(&self.pool.workers[self.core.index].counters.parks, 1);
         match until {
             None => {
@@ -432,7 +455,7 @@ impl<P: PoolItem> Worker<P> {
 
     fn drain_all(&mut self) {
         for b in 0..self.buckets.len() {
-            while self.serve_bucket(b, usize::MAX) {}
+            while self.serve_bucket(b, usize::MAX).0 {}
         }
     }
 }
@@ -604,7 +627,7 @@ pub(crate) fn report(handler: &Option<PanicHandler>, worker: usize, id: Option<u
 
 #[cfg(test)]
 mod tests {
-    use super::round_robin;
+    use super::{next_start, round_robin};
 
     #[test]
     fn lanes_are_served_round_robin_from_where_the_last_pass_stopped() {
@@ -617,5 +640,19 @@ mod tests {
         let all = (1u64 << 62) - 1;
         assert_eq!(round_robin(all, 30).next(), Some(30));
         assert_eq!(round_robin(all, 30).count(), 62);
+    }
+
+    #[test]
+    fn each_pass_over_the_same_busy_lanes_starts_one_lane_later() {
+        let hints = (1 << 1) | (1 << 5) | (1 << 9);
+        let mut next = 0;
+        let mut firsts = Vec::new();
+        for _ in 0..4 {
+            firsts.push(round_robin(hints, next).next().unwrap());
+            next = next_start(hints, next);
+        }
+        assert_eq!(firsts, [1, 5, 9, 1]);
+        // From the highest bit it wraps round.
+        assert_eq!(next_start(1 << 61, 0), 0);
     }
 }
