@@ -1,5 +1,5 @@
 //! `item_table`: the worker's id → item lookup, under the hashers a worker
-//! could use. Decides the item table's hasher (`src/worker.rs`).
+//! could use. Decides the item table's hasher (`src/worker/host.rs`).
 //!
 //! Subjects: foldhash's seeded `fast::RandomState` (the choice), rustc-hash's
 //! `FxBuildHasher` (unseeded), the standard library's SipHash `RandomState`

@@ -1,11 +1,11 @@
 //! Building a pool: worker count, pinning, rings, waiting, threads, handlers.
 
-use crate::caller::set_current_worker;
 use crate::cores::CoreClaim;
 use crate::error::{take_panic_message, BuildError};
 use crate::idle::Idle;
 use crate::item::PoolItem;
-use crate::pool::{Config, PanicHandler, PanicReport, Shared, ThreadPool};
+use crate::pool::ThreadPool;
+use crate::shared::{set_current_worker, Config, PanicHandler, PanicReport, Shared};
 use crate::sync::affinity;
 use crate::sync::atomic::Ordering;
 use crate::sync::barrier::Barrier;
@@ -486,7 +486,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         if n > Self::MAX_WORKERS {
             return out("workers", n, Self::MAX_WORKERS);
         }
-        let envelope = std::mem::size_of::<crate::caller::Envelope<P>>().max(1);
+        let envelope = std::mem::size_of::<crate::wire::Envelope<P>>().max(1);
         let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / envelope);
         if self.ring_capacity > max_ring {
             return out("ring_capacity", self.ring_capacity, max_ring);
@@ -623,6 +623,28 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             Ok(Err(e)) => Err(BuildError::Spawn(e)),
             Err(payload) => Err(BuildError::Spawn(std::io::Error::other(take_panic_message(payload)))),
         }
+    }
+}
+
+// The pool's constructors live here, beside the builder they use, so that
+// `pool.rs` does not depend on this module (which depends on it).
+impl<P: PoolItem> ThreadPool<P> {
+    /// A pool with `workers` threads and default settings.
+    ///
+    /// ```
+    /// use shardpool::{BuildError, ThreadPool};
+    /// use shardpool_samples::Randoms;
+    ///
+    /// assert_eq!(ThreadPool::<Randoms>::new(2).unwrap().thread_count(), 2);
+    /// assert!(matches!(ThreadPool::<Randoms>::new(0), Err(BuildError::ZeroWorkers)));
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, BuildError> {
+        ThreadPoolBuilder::new().workers(workers).build()
+    }
+
+    /// A builder for a pool with custom settings.
+    pub fn builder() -> ThreadPoolBuilder<P> {
+        ThreadPoolBuilder::new()
     }
 }
 

@@ -57,10 +57,12 @@ mod pool;
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod porting;
 mod sender;
+mod shared;
 mod slot;
 mod stats;
 mod sync;
 mod trace;
+mod wire;
 mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
@@ -73,11 +75,12 @@ pub use item::{
     Request,
 };
 pub use mock::SenderAndReceiverMock;
-pub use pool::{PanicReport, ThreadPool};
+pub use pool::ThreadPool;
 pub use sender::SenderAndReceiver;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use shardpool_macros::pool_item;
+pub use shared::PanicReport;
 pub use stats::{PoolStats, WorkerStats};
 
 /// Support for the code `#[pool_item]` generates; not a public API.

@@ -1,8 +1,8 @@
 //! Model 5: batches through `send_and_receive` over small rings: wrapping
 //! a ring, stalling on a full one (alone, or behind another batch of the
 //! same thread), and a lane carried from one worker pass to the next
-//! (`Responses` in `src/caller.rs`, the ring in `src/sync/ring.rs`, the
-//! worker's drain and carry in `src/worker.rs`).
+//! (`Responses` in `src/caller/batch.rs`, the ring in `src/sync/ring.rs`, the
+//! worker's drain and carry in `src/worker/mod.rs`).
 #![cfg(shardpool_loom)]
 
 use loom_tests::{builder, check, pool, Preemptions};

@@ -1,5 +1,5 @@
 //! Model 2: worker sleep and wake-up (`src/doorbell.rs` and the worker loop
-//! in `src/worker.rs`).
+//! in `src/worker/mod.rs`).
 //!
 //! A caller pushes into its ring and then rings the doorbell; the worker
 //! takes the doorbell's bits, drains the hinted rings, and when it found

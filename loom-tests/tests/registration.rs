@@ -1,5 +1,5 @@
-//! Model 3: caller registration and retirement (`src/caller.rs`, and the
-//! worker's `accept` / lane removal in `src/worker.rs`).
+//! Model 3: caller registration and retirement (`src/caller/mod.rs`, and the
+//! worker's `accept` / lane removal in `src/worker/mod.rs`).
 //!
 //! A thread's first call registers it: its ring goes to the worker through
 //! the registration queue and a CONTROL ring. When the thread exits, its

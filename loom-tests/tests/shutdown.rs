@@ -1,5 +1,5 @@
 //! Model 4: shutdown racing with callers (the gate in `src/gate/`, the
-//! worker's shutdown in `src/worker.rs`, `Shared::close` in `src/pool.rs`).
+//! worker's shutdown in `src/worker/mod.rs`, `Shared::close` in `src/shared.rs`).
 //!
 //! Every request a caller manages to send before the pool closes is
 //! answered; every other one fails with `Error::Shutdown`; nobody is left

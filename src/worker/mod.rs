@@ -1,5 +1,6 @@
-//! The worker: owns its items, drains its callers' rings in batches, and
-//! sleeps when idle.
+//! The worker's transport loop: drains its callers' rings in batches, and
+//! sleeps when idle. The items themselves are hosted by `host.rs` (the item
+//! table, the dispatch, the `catch_unwind` around user code).
 //!
 //! # The loop
 //!
@@ -30,31 +31,23 @@
 //! a panic costs at most the request and the item, never the worker, and
 //! each one reaches the panic handler.
 
-use crate::caller::{CallerShared, Envelope, Outcome, Registration};
 use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
-use crate::error::{take_panic_message, Error};
+use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
-use crate::item::{Message, PoolItem, Processing, Reply};
-use crate::pool::{PanicHandler, PanicReport, Shared};
+use crate::item::{PoolItem, Processing};
+use crate::shared::Shared;
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
-use crate::trace::{event, span};
-use std::collections::HashMap;
+use crate::trace::event;
+use crate::wire::{CallerShared, Envelope, Registration};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-/// The item table. Ids may come from outside the process (a network peer
-/// naming a session), so the hasher is seeded: foldhash's `RandomState`
-/// draws a fresh seed per table (per worker), so colliding ids cannot be
-/// precomputed. foldhash is not a cryptographic hash; it resists flooding by
-/// ids chosen without seeing the table, which is the threat here.
-// NB: `cargo bench --bench item_table` (1,000 items, 2-core VM, medians):
-// 3.0 ns a lookup for foldhash, 2.7 ns for rustc-hash's unseeded FxHasher,
-// 21 ns (dense ids) and 16 ns (sparse) for std's SipHash. The seed costs
-// about 0.3 ns a request, next to a round trip of about 400 ns.
-type Items<P> = HashMap<u64, P, foldhash::fast::RandomState>;
+mod host;
+pub(crate) use host::report;
+use host::{drop_user, Core, Items};
 
 /// The set bits of `hints`, in round-robin order from bit `next`: those at
 /// and above it, ascending, then those below.
@@ -82,14 +75,6 @@ fn next_start(hints: u64, next: u32) -> u32 {
 struct Lane<P: PoolItem> {
     caller: Arc<CallerShared<P>>,
     consumer: Consumer<Envelope<P>>,
-}
-
-/// What processes messages: the items and the thread state.
-struct Core<P: PoolItem> {
-    index: usize,
-    items: Items<P>,
-    state: P::ThreadState,
-    panic_handler: Option<PanicHandler>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -456,171 +441,6 @@ impl<P: PoolItem> Worker<P> {
     fn drain_all(&mut self) {
         for b in 0..self.buckets.len() {
             while self.serve_bucket(b, usize::MAX).0 {}
-        }
-    }
-}
-
-impl<P: PoolItem> Core<P> {
-    /// Handles one request and publishes its outcome into the caller's slot.
-    /// The statistics a caller may read once it has the reply are updated
-    /// before the reply is published.
-    fn process(&mut self, env: Envelope<P>, caller: &CallerShared<P>, counters: &WorkerCounters) {
-        let Envelope { msg, slot } = env;
-        let outcome = self.handle(msg, counters);
-        bump(&counters.requests, 1);
-        // SAFETY: the slot's memory is owned by `caller`, which we hold an
-        // `Arc` to for the whole call, and `slot` is the reference its arming
-        // made (requests carry the only one).
-        if let Err(stale) = unsafe { slot.publish(outcome, &caller.thread) } {
-            // A reply for an old use of the slot: nobody may read it.
-            self.drop_user(stale, None, "dropping a stale reply");
-        }
-    }
-
-    fn handle(&mut self, msg: Message<P>, counters: &WorkerCounters) -> Outcome<P> {
-        span!(TRACE, "process", worker = self.index, id = msg.id());
-        match msg {
-            Message::Call { id, request } => {
-                let Some(item) = self.items.get_mut(&id) else {
-                    event!(debug, worker = self.index, id, "request for an unknown id");
-                    self.drop_user(request, Some(id), "dropping a request for an unknown id");
-                    return Err(Error::UnknownId { id });
-                };
-                let state = &mut self.state;
-                // The request and the response live outside the closure, so
-                // that a panicking hook does not drop them while unwinding
-                // (a second panic there would abort the process).
-                let mut request = Some(request);
-                let mut response = None;
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    let _p = Processing::enter(id);
-                    item.pre_process(state);
-                    if let Some(request) = request.take() {
-                        response = Some(item.process_message(request));
-                    }
-                    item.post_process(state);
-                }));
-                match (result, response) {
-                    (Ok(()), Some(response)) => Ok(Reply::Response(response)),
-                    // Cannot happen (the closure took the request and, having
-                    // returned, answered it); an error rather than a panic.
-                    (Ok(()), None) => Err(Error::UnexpectedResponse { id }),
-                    (Err(payload), response) => {
-                        let _p = Processing::enter(id);
-                        self.drop_user(
-                            request,
-                            Some(id),
-                            "dropping a request after its pre_process hook panicked",
-                        );
-                        self.drop_user(
-                            response,
-                            Some(id),
-                            "dropping a response after its post_process hook panicked",
-                        );
-                        Err(self.item_panicked(id, payload, counters))
-                    }
-                }
-            }
-            Message::Add { id, init } => {
-                if self.items.contains_key(&id) {
-                    event!(debug, worker = self.index, id, "add refused: duplicate id");
-                    self.drop_user(init, Some(id), "dropping the init data of a duplicate add");
-                    return Err(Error::DuplicateId { id });
-                }
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    let _p = Processing::enter(id);
-                    P::new_pool_item(id, init)
-                }));
-                match result {
-                    Ok(Ok(item)) => {
-                        self.items.insert(id, item);
-                        WorkerCounters::set(&counters.items, self.items.len() as u64);
-                        event!(debug, worker = self.index, id, "item added");
-                        Ok(Reply::Added { id })
-                    }
-                    Ok(Err(e)) => {
-                        // The error's `Display` is user code: it is not run here,
-                        // on the worker, but by whoever formats the caller's error.
-                        event!(warn, worker = self.index, id, "item constructor failed");
-                        Err(Error::InitFailed { id, error: e })
-                    }
-                    Err(payload) => Err(self.item_panicked(id, payload, counters)),
-                }
-            }
-            Message::Remove { id } => match self.items.remove(&id) {
-                None => Ok(Reply::Removed { id, existed: false }),
-                Some(item) => {
-                    WorkerCounters::set(&counters.items, self.items.len() as u64);
-                    let result = catch_unwind(AssertUnwindSafe(|| {
-                        let _p = Processing::enter(id);
-                        drop(item);
-                    }));
-                    event!(debug, worker = self.index, id, "item removed");
-                    match result {
-                        Ok(()) => Ok(Reply::Removed { id, existed: true }),
-                        Err(payload) => Err(self.item_panicked(id, payload, counters)),
-                    }
-                }
-            },
-        }
-    }
-
-    /// An item panicked: drop it (its state may be torn), tell the panic
-    /// handler, and build the caller's error. A panic from the item's drop
-    /// is reported too.
-    #[cold]
-    fn item_panicked(
-        &mut self,
-        id: u64,
-        payload: Box<dyn std::any::Any + Send>,
-        counters: &WorkerCounters,
-    ) -> Error {
-        let message = take_panic_message(payload);
-        event!(error, worker = self.index, id, panic = %message, "item panicked and was removed");
-        report(&self.panic_handler, self.index, Some(id), message.clone());
-        if let Some(item) = self.items.remove(&id) {
-            WorkerCounters::set(&counters.items, self.items.len() as u64);
-            let _p = Processing::enter(id);
-            self.drop_user(item, Some(id), "dropping the item after it panicked");
-        }
-        Error::Panicked { id, message }
-    }
-
-    fn drop_user<T>(&self, value: T, id: Option<u64>, what: &str) {
-        drop_user(&self.panic_handler, self.index, value, id, what);
-    }
-
-    /// Lets go of a lane (its ring is empty). If we were the last owner of
-    /// the caller's shared state, the replies it never took (user values)
-    /// are dropped here, one at a time.
-    fn release(&self, lane: Lane<P>) {
-        let Lane { caller, consumer } = lane;
-        drop(consumer);
-        if let Ok(mut caller) = Arc::try_unwrap(caller) {
-            caller.take_leftovers(|reply| {
-                self.drop_user(reply, None, "dropping a reply its caller never took")
-            });
-        }
-    }
-}
-
-/// Drops a user value under `catch_unwind`; a panic from its `Drop` reaches
-/// the panic handler as "`what`: message".
-fn drop_user<T>(handler: &Option<PanicHandler>, worker: usize, value: T, id: Option<u64>, what: &str) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-        let message = format!("{what}: {}", take_panic_message(payload));
-        event!(error, worker, ?id, panic = %message, "a user value's drop panicked");
-        report(handler, worker, id, message);
-    }
-}
-
-/// Hands a caught panic to the pool's panic handler, if any. A panic in the
-/// handler itself is swallowed (its payload dropped under `catch_unwind`).
-pub(crate) fn report(handler: &Option<PanicHandler>, worker: usize, id: Option<u64>, message: String) {
-    if let Some(h) = handler {
-        let report = PanicReport { worker, id, message };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(report))) {
-            drop(take_panic_message(payload));
         }
     }
 }
