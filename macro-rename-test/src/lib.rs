@@ -23,6 +23,30 @@ impl Counter {
     }
 }
 
+/// What a facade crate does: re-export shardpool under a path of its own,
+/// for crates that depend on the facade and not on shardpool.
+pub mod facade {
+    pub use sp as engine;
+}
+
+/// An item whose macro is told where shardpool is (`crate = ..`), as a
+/// crate using the facade would write it.
+pub struct Relay;
+
+#[sp::pool_item(crate = crate::facade::engine)]
+impl Relay {
+    /// The relay.
+    pub fn new(_id: u64) -> Self {
+        Relay
+    }
+
+    /// Answers `x`.
+    #[messaging(EchoRequest, EchoResponse)]
+    pub fn echo(&self, x: u8) -> u8 {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +56,14 @@ mod tests {
         let pool = sp::ThreadPool::<Counter>::new(1)?;
         pool.send_and_receive_once(sp::AddRequest::new(1, 40))?;
         assert_eq!(pool.send_and_receive_once(AddRequest(1, 2))?.result, 42);
+        Ok(())
+    }
+
+    #[test]
+    fn the_generated_code_uses_the_crate_path_given() -> Result<(), Box<dyn std::error::Error>> {
+        let pool = crate::facade::engine::ThreadPool::<Relay>::new(1)?;
+        pool.send_and_receive_once(RelayInit(1))?;
+        assert_eq!(pool.send_and_receive_once(EchoRequest(1, 7))?.result, 7);
         Ok(())
     }
 }

@@ -20,12 +20,28 @@ pub(crate) struct ItemArgs {
     pub(crate) response: Option<Ident>,
     /// `init_request = Name`: the name of the generated add request.
     pub(crate) init_request: Option<Ident>,
+    /// `crate = path`: where shardpool is, for a crate that reaches it
+    /// through a re-export rather than a dependency of its own.
+    pub(crate) krate: Option<Path>,
 }
 
 impl Parse for ItemArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = ItemArgs::default();
         while !input.is_empty() {
+            if input.peek(Token![crate]) {
+                let key: Token![crate] = input.parse()?;
+                if args.krate.is_some() {
+                    return Err(syn::Error::new(key.span, "`crate` is given twice"));
+                }
+                input.parse::<Token![=]>()?;
+                args.krate = Some(input.parse()?);
+                if input.is_empty() {
+                    break;
+                }
+                input.parse::<Token![,]>()?;
+                continue;
+            }
             let key: Ident = input.parse()?;
             match key.to_string().as_str() {
                 // `Init = "Type"` is messaging_thread_pool's spelling; it is
@@ -77,8 +93,9 @@ impl Parse for ItemArgs {
                         key.span(),
                         format!(
                             "unknown #[pool_item] argument `{key}`; expected `init = Type`, \
-                             `thread_state = Type`, `derive(Trait, ..)`, or a name for a generated \
-                             type: `api = Name`, `response = Name`, `init_request = Name`"
+                             `thread_state = Type`, `derive(Trait, ..)`, a name for a generated \
+                             type (`api = Name`, `response = Name`, `init_request = Name`), or \
+                             `crate = path::to::shardpool`"
                         ),
                     ));
                 }

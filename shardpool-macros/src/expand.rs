@@ -225,7 +225,7 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
     let errors = errors.0.map(|e| e.to_compile_error());
     let bounded = with_message_bounds(&input.generics, &endpoints, &ctor, args.thread_state.as_ref());
     let gen = Gen {
-        krate: crate_path(),
+        krate: args.krate.as_ref().map_or_else(crate_path, |p| quote!(#p)),
         self_ty: &input.self_ty,
         name: &name,
         generics: &input.generics,

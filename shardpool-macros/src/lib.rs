@@ -104,7 +104,7 @@ use syn::{parse_macro_input, ItemImpl};
 /// # Arguments
 ///
 /// `#[pool_item(init = T, thread_state = S, derive(Trait, ..), api = Name,
-/// response = Name, init_request = Name)]`, each optional:
+/// response = Name, init_request = Name, crate = path)]`, each optional:
 ///
 /// - `init = T`: the item's init type. Without it the type is read from the
 ///   constructor's second parameter. With it, a one-parameter constructor is
@@ -115,6 +115,9 @@ use syn::{parse_macro_input, ItemImpl};
 /// - `derive(..)`: what the generated types derive, instead of the default
 ///   `Debug`, `Clone` and `PartialEq` (`derive()` for nothing), for example
 ///   `derive(Debug, Clone, serde::Serialize)`.
+/// - `crate = path::to::shardpool`: where the generated code finds shardpool,
+///   for a crate that reaches it through another crate's re-export (by
+///   default: the name under which `Cargo.toml` lists it).
 /// - `api = Name`, `response = Name`, `init_request = Name`: the names of
 ///   the request enum, the response enum and the `ItemInit` request, in
 ///   place of `ItemApi`, `ItemResponse` and `ItemInit`, where those would
