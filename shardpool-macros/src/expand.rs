@@ -153,6 +153,16 @@ pub(crate) fn expand(args: ItemArgs, mut input: ItemImpl) -> TokenStream {
                 }
                 kept.push(ImplItem::Fn(f));
             }
+            (None, Some(attr)) if f.sig.ident == "new" => {
+                // Still the constructor: one error, not a second one for a
+                // missing `new`.
+                errors.push(syn::Error::new_spanned(
+                    attr,
+                    "`new` is the item's constructor, not a hook: remove #[hook]",
+                ));
+                new_sig = Some(f.sig.clone());
+                kept.push(ImplItem::Fn(f));
+            }
             (None, Some(attr)) => match check_hook(&f, attr) {
                 Ok(()) => {
                     f.vis = Visibility::Inherited;
