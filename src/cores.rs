@@ -7,7 +7,9 @@
 //! by the first one's items say, lands on the cores the first left free
 //! instead of stacking on core 0. A core list given to the builder wins
 //! (worker `i` on `cores[i % len]`) and is counted like any other claim.
-//! Claims end when the pool is dropped.
+//! A worker's claim ends when the worker exits (a worker left running by a
+//! timed-out shutdown keeps its core counted), the rest when the pool's
+//! shared state is dropped.
 //!
 //! This is bookkeeping, not a protocol: one lock taken at build and at drop,
 //! never on a request path.

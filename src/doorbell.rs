@@ -59,7 +59,7 @@
 //!
 //! and the burst of pushes is rung as before, once, before the caller waits
 //! for a response. The pushes in between are found by the worker: before it
-//! parks (Q), every 64 spins while it idles, and, while it is busy with
+//! parks (Q), every 1024 spins while it idles, and, while it is busy with
 //! other callers, by a full scan of its lanes every [`SCAN_EVERY`] passes or
 //! once [`SCAN_AFTER`] has passed (looked at every eighth pass), whichever
 //! comes first. So a push whose caller then blocks in user code is served

@@ -249,19 +249,23 @@ impl<P: PoolItem> Worker<P> {
             while !self.spin_for(Duration::MAX) {}
             return;
         }
+        // The clock is read only where the gaps are learned.
         #[cfg(not(shardpool_loom))]
-        let since = std::time::Instant::now();
+        let since = matches!(policy, Idle::Adaptive { .. }).then(std::time::Instant::now);
         // Whether work or a ring ended the wait does not matter here: the
         // loop looks at the doorbell and `carry` next either way.
         let _woken = self.spin_for(spin) || {
             match self.gaps.plan(policy, spin) {
                 Plan::Park => self.sleep(None),
+                // Only an adaptive policy (which read the clock) plans more.
                 #[cfg(not(shardpool_loom))]
                 Plan::SpinUntil(end) => {
+                    let since = since.expect("an adaptive plan");
                     self.spin_for(end.saturating_sub(since.elapsed())) || self.sleep(None)
                 }
                 #[cfg(not(shardpool_loom))]
                 Plan::WakeAt { wake, end } => {
+                    let since = since.expect("an adaptive plan");
                     self.sleep(Some(since + wake))
                         || self.spin_for(end.saturating_sub(since.elapsed()))
                         || self.sleep(None)
@@ -272,7 +276,9 @@ impl<P: PoolItem> Worker<P> {
         };
         // Whatever ended the wait (work, a ring, shutdown), that was the gap.
         #[cfg(not(shardpool_loom))]
-        self.gaps.record(since.elapsed());
+        if let Some(since) = since {
+            self.gaps.record(since.elapsed());
+        }
     }
 
     /// Spins up to `budget`, looking for work. Returns whether it found
@@ -342,10 +348,8 @@ impl<P: PoolItem> Worker<P> {
             }
         }
         // Parking: nobody is queued here.
-        if self.queued != 0 {
-            self.queued = 0;
-            self.pool.workers[self.core.index].queued.store(0, Ordering::Relaxed);
-        }
+        self.publish_queued(0);
+        let doorbell = &self.pool.workers[self.core.index].doorbell;
         bump(&self.pool.workers[self.core.index].counters.parks, 1);
         match until {
             None => {
