@@ -1,10 +1,11 @@
 //! The crossbeam-channel actor baseline: each worker is a thread looping on
 //! its own request channel, and each caller has its own reply channel. This is
 //! the hand-written alternative to a pool: no items, no routing table, no
-//! typed errors, just the channels, written as one would for speed: bounded
-//! channels (array-backed: no allocation per message, and backpressure), and
-//! each side, once woken, drains what is there with `try_iter` before it
-//! blocks again.
+//! typed errors, just the channels: bounded (array-backed, with
+//! backpressure), and each side, once woken, takes what is queued with
+//! `try_iter` before it blocks again. Requests go one message each; an actor
+//! that moved runs (a `Vec` per message) would stream faster, and is not
+//! written here.
 
 use super::place;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -43,16 +44,17 @@ impl ActorPool {
     /// to run anywhere) serving `callers` clients. Returns once every actor
     /// runs.
     pub fn start(workers: usize, callers: usize, pin: bool) -> (ActorPool, Vec<ActorClient>) {
-        // A caller keeps at most `WINDOW_PER_WORKER` requests in flight per
-        // actor, so neither its reply channel nor an actor's request channel
-        // ever fills: the bounds cost nothing but the arrays.
+        // A caller keeps at most `WINDOW_PER_WORKER * workers` requests in
+        // flight in all (possibly all on one actor), so neither its reply
+        // channel nor an actor's request channel, sized for every caller's
+        // whole window, ever fills: the bounds cost nothing but the arrays.
         let (reply_tx, reply_rx): (Vec<Sender<u64>>, Vec<Receiver<u64>>) =
             (0..callers).map(|_| bounded(WINDOW_PER_WORKER * workers)).unzip();
         let ready = Arc::new(Barrier::new(workers + 1));
         let mut senders = Vec::with_capacity(workers);
         let mut joins = Vec::with_capacity(workers);
         for i in 0..workers {
-            let (tx, rx) = bounded::<Msg>(WINDOW_PER_WORKER * callers.max(1) + 1);
+            let (tx, rx) = bounded::<Msg>(WINDOW_PER_WORKER * workers * callers.max(1) + 1);
             let replies = reply_tx.clone();
             let ready = ready.clone();
             let join = thread::Builder::new()

@@ -11,6 +11,9 @@
 //! - A client spins (yielding every few looks) on its slot of its group's
 //!   response line for its sequence number.
 //!
+//! This follows ffwd's design with 16-byte answers (four clients a line,
+//! where ffwd packs about fifteen); it is not the paper's code.
+//!
 //! Servers never sleep: like the rtrb pair, this burns a core per server for
 //! as long as it runs. ffwd assumes a server has its core to itself; where
 //! clients outnumber cores (as on the 2-core machine here), a server yields
@@ -22,6 +25,12 @@ use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
+
+/// A waiting client yields every this many looks, far more often than the
+/// other baselines' `YIELD_EVERY`: clients outnumber the cores here, and a
+/// server never sleeps, so it may be waiting for this very core. (With
+/// `YIELD_EVERY` this baseline did about 9-18 k round trips/s on 2 cores.)
+const CLIENT_YIELD_EVERY: u32 = 16;
 
 /// Clients per response line: each has a sequence number and an answer,
 /// 16 bytes, so four fill a 64-byte line.
@@ -43,7 +52,6 @@ struct Answer {
 
 /// The answers of one group of clients, written by the server in one sweep.
 #[derive(Default)]
-#[repr(align(64))]
 struct ResponseLine {
     answers: [Answer; GROUP],
 }
@@ -52,8 +60,8 @@ struct ResponseLine {
 struct Shard {
     /// By client.
     requests: Vec<CachePadded<RequestLine>>,
-    /// By group of clients.
-    responses: Vec<ResponseLine>,
+    /// By group of clients, each padded as the request lines are.
+    responses: Vec<CachePadded<ResponseLine>>,
 }
 
 /// The servers; dropping it stops and joins them.
@@ -66,9 +74,9 @@ pub struct FfwdPool {
 pub struct FfwdClient {
     shards: Vec<Arc<Shard>>,
     index: usize,
-    /// The last sequence number sent, per server (only this client's thread
-    /// touches it).
-    seq: Vec<AtomicU64>,
+    /// The last sequence number sent, to any server (only this client's
+    /// thread touches it; each server sees it grow).
+    seq: AtomicU64,
 }
 
 impl FfwdPool {
@@ -81,7 +89,7 @@ impl FfwdPool {
             .map(|_| {
                 Arc::new(Shard {
                     requests: (0..clients).map(|_| CachePadded::new(RequestLine::default())).collect(),
-                    responses: (0..groups).map(|_| ResponseLine::default()).collect(),
+                    responses: (0..groups).map(|_| CachePadded::new(ResponseLine::default())).collect(),
                 })
             })
             .collect();
@@ -108,11 +116,7 @@ impl FfwdPool {
             .collect();
         ready.wait();
         let clients = (0..clients)
-            .map(|index| FfwdClient {
-                shards: shards.clone(),
-                index,
-                seq: (0..servers).map(|_| AtomicU64::new(0)).collect(),
-            })
+            .map(|index| FfwdClient { shards: shards.clone(), index, seq: AtomicU64::new(0) })
             .collect();
         (FfwdPool { stop, joins }, clients)
     }
@@ -127,7 +131,11 @@ fn serve(shard: &Shard, stop: &AtomicBool) {
         let mut served = false;
         for (g, line) in shard.responses.iter().enumerate() {
             let first = g * GROUP;
-            for (k, answer) in line.answers.iter().enumerate().take(clients - first) {
+            // First read the group's new requests and work out their
+            // answers locally, then write them into the response line back
+            // to back, so that the line goes to the clients once a sweep.
+            let mut answers = [None; GROUP];
+            for (k, slot) in answers.iter_mut().enumerate().take(clients - first) {
                 let c = first + k;
                 let request = &shard.requests[c];
                 // Acquire: pairs with the client's Release store of `seq`,
@@ -135,7 +143,11 @@ fn serve(shard: &Shard, stop: &AtomicBool) {
                 let seq = request.seq.load(Ordering::Acquire);
                 if seq != seen[c] {
                     seen[c] = seq;
-                    let value = request.arg.load(Ordering::Relaxed);
+                    *slot = Some((seq, request.arg.load(Ordering::Relaxed)));
+                }
+            }
+            for (answer, new) in line.answers.iter().zip(answers) {
+                if let Some((seq, value)) = new {
                     answer.value.store(value, Ordering::Relaxed);
                     // Release: publishes `value` to the client's Acquire.
                     answer.seq.store(seq, Ordering::Release);
@@ -166,20 +178,18 @@ impl FfwdClient {
     pub fn call(&self, id: u64) -> u64 {
         let s = (id % self.shards.len() as u64) as usize;
         let shard = &self.shards[s];
-        let seq = self.seq[s].load(Ordering::Relaxed) + 1;
-        self.seq[s].store(seq, Ordering::Relaxed);
+        let seq = self.seq.load(Ordering::Relaxed) + 1;
+        self.seq.store(seq, Ordering::Relaxed);
         let request = &shard.requests[self.index];
         request.arg.store(id, Ordering::Relaxed);
         // Release: publishes `arg` to the server's Acquire load of `seq`.
         request.seq.store(seq, Ordering::Release);
         let answer = &shard.responses[self.index / GROUP].answers[self.index % GROUP];
         // Acquire: pairs with the server's Release store of the answer's seq.
-        // Yielding every few looks: with more clients than cores, the server
-        // may be waiting for this core.
         let mut looks = 0u32;
         while answer.seq.load(Ordering::Acquire) != seq {
             looks = looks.wrapping_add(1);
-            if looks % 16 == 0 {
+            if looks % CLIENT_YIELD_EVERY == 0 {
                 thread::yield_now();
             } else {
                 std::hint::spin_loop();

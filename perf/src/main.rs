@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     let floor_rt = rt.mean(Subject::Floor);
     let sp_b = batches.get(SP, 1, 1024);
     let shardpool_allocs = res.allocs.iter().map(|r| r.shardpool).fold(0.0, f64::max);
-    let (vs_actor, fairness) = callers.worst(ACTOR);
+    let (vs_actor, fairness) = (callers.worst_vs(ACTOR), callers.worst_fairness());
     let randoms_op = "sum";
     let targets = [
         Target {

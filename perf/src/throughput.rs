@@ -40,6 +40,11 @@ pub const RTRB_CHUNKED: &str = "rtrb pair, chunked";
 pub const SP_NO_SPIN: &str = "shardpool, caller_spin 0";
 pub const FFWD: &str = "ffwd delegation";
 
+/// `ns_per_elem` of `f(n)` for each batch size `n`.
+fn per_size(per_cell: Duration, mut f: impl FnMut(u64)) -> Vec<f64> {
+    SIZES.map(|n| ns_per_elem(per_cell, n, || f(n))).to_vec()
+}
+
 pub fn batches(budget: Budget, floors: &mut Floors) -> Batches {
     let per_cell = budget.time(Duration::from_millis(250));
     let mut rows = Vec::new();
@@ -83,24 +88,17 @@ pub fn batches(budget: Budget, floors: &mut Floors) -> Batches {
                     }
                     RTRB_CHUNKED => {
                         let (_worker, mut client) = RtrbPair::start_chunked(place::worker_core(0), 256);
-                        SIZES
-                            .map(|n| {
-                                ns_per_elem(per_cell, n, || {
-                                    black_box(client.batch_chunked(0, n));
-                                })
-                            })
-                            .to_vec()
+                        per_size(per_cell, |n| {
+                            black_box(client.batch_chunked(0, n));
+                        })
                     }
-                    _ => {
+                    RTRB => {
                         let (_worker, mut client) = RtrbPair::start(place::worker_core(0), 256);
-                        SIZES
-                            .map(|n| {
-                                ns_per_elem(per_cell, n, || {
-                                    black_box(client.batch(0, n));
-                                })
-                            })
-                            .to_vec()
+                        per_size(per_cell, |n| {
+                            black_box(client.batch(0, n));
+                        })
                     }
+                    other => unreachable!("no batch subject {other:?}"),
                 })
             });
             rows.push(BatchRow { subject, workers, ns, floor });
@@ -168,8 +166,8 @@ impl Batches {
               the raw pair's, which moves one element at a time on each side; *shardpool ÷ chunked* \
               its share of the same pair written for streaming, both sides moving whole chunks \
               (`write_chunk_uninit` / `read_chunk`, one publication per run). The other ratios say \
-              how many times faster shardpool is; the crossbeam actor is written for speed too \
-              (bounded channels, each side draining with `try_iter`).\n\n";
+              how many times faster shardpool is; the crossbeam actor uses bounded channels, each \
+              side draining with `try_iter`, one message per request.\n\n";
         s += &t.markdown();
         let mut f = Table::new(&["subject", "workers", "floor before → after"]);
         for r in &self.rows {
@@ -419,18 +417,22 @@ pub fn many_callers(budget: Budget, floors: &mut Floors) -> Callers {
 }
 
 impl Callers {
-    /// Over every caller count: the least of shardpool's throughput over
-    /// `subject`'s, and the least of shardpool's slowest-over-fastest.
-    pub fn worst(&self, subject: &str) -> (f64, f64) {
-        let mut ratio = f64::INFINITY;
-        let mut fair = f64::INFINITY;
-        for callers in CALLERS {
-            if let (Some(sp), Some(other)) = (self.cell(SP, callers), self.cell(subject, callers)) {
-                ratio = ratio.min(other.ns_per_request / sp.ns_per_request);
-                fair = fair.min(sp.min_over_max());
-            }
-        }
-        (ratio, fair)
+    /// Over every caller count, the least of shardpool's throughput over
+    /// `subject`'s.
+    pub fn worst_vs(&self, subject: &str) -> f64 {
+        CALLERS
+            .into_iter()
+            .filter_map(|n| Some(self.cell(subject, n)?.ns_per_request / self.cell(SP, n)?.ns_per_request))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Over every caller count, the least of shardpool's slowest caller's
+    /// count over its fastest's.
+    pub fn worst_fairness(&self) -> f64 {
+        CALLERS
+            .into_iter()
+            .filter_map(|n| Some(self.cell(SP, n)?.min_over_max()))
+            .fold(f64::INFINITY, f64::min)
     }
 
     fn cell(&self, subject: &str, callers: usize) -> Option<&CallersCell> {
