@@ -175,6 +175,16 @@ fn a_thread_name_closure_overrides_the_default() {
     let pool = builder().workers(2).thread_name(|i| format!("dice-{i}")).build().unwrap();
     let stats: Vec<_> = pool.stats().workers.into_iter().map(|w| w.thread_name).collect();
     assert_eq!(stats, ["dice-0", "dice-1"]);
+    // The OS threads carry the names too.
+    let introspect = ThreadPool::<Introspect<u8>>::builder()
+        .workers(2)
+        .pinning(Pinning::Off)
+        .thread_name(|i| format!("dice-{i}"))
+        .build()
+        .unwrap();
+    let seen: Vec<_> =
+        ask_each_worker(&introspect, ThreadNameRequest).into_iter().map(|r| r.result).collect();
+    assert_eq!(seen, [Some("dice-0".to_owned()), Some("dice-1".to_owned())]);
 }
 
 /// `pinning(Off)` and `cores(..)` are independent settings: in either order

@@ -39,7 +39,11 @@ fn pools_take_the_least_loaded_cores_and_give_them_back() {
     let expected = if cores.len() > 2 { cores[2] } else { cores[0] };
     assert_eq!(pinned_core(&fourth, 0), Some(expected));
 
-    // Unpinned pools claim nothing.
+    // Unpinned pools claim nothing: the next pool gets the core it would
+    // have got without them.
     let loose = ThreadPool::<Randoms>::builder().workers(4).pinning(Pinning::Off).build().unwrap();
     assert!(loose.stats().workers.iter().all(|w| w.core.is_none()));
+    drop(fourth);
+    let fifth = one();
+    assert_eq!(pinned_core(&fifth, 0), Some(expected), "the unpinned pool counted on no core");
 }

@@ -56,6 +56,13 @@ fn parking_and_adaptive_workers_park_once_requests_stop() {
             pool.send_and_receive_once(SumRequest(i % 8)).unwrap();
         }
         assert!(eventually_all_parked(&pool), "{idle:?}: the workers never parked: {:?}", pool.stats());
+        // And for good: after at most one more anticipated gap (well under
+        // 50 ms at this pace), no worker wakes itself again.
+        std::thread::sleep(Duration::from_millis(50));
+        let parks = |p: &ThreadPool<Randoms>| p.stats().workers.iter().map(|w| w.parks).collect::<Vec<_>>();
+        let settled = parks(&pool);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(parks(&pool), settled, "{idle:?}: an idle worker kept waking itself");
     }
 }
 

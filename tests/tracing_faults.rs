@@ -1,5 +1,5 @@
 //! With the `tracing` feature, a subscriber that panics (on every event, on
-//! every other span's creation, and on entering, leaving and closing the
+//! every other span's creation and entry, and on leaving and closing the
 //! others) costs the events and spans, not the pool: no worker dies, no call
 //! aborts the process, and no thread's exit does. Its own binary, since the
 //! subscriber is global.
@@ -15,6 +15,11 @@ use tracing::{Event, Metadata, Subscriber};
 
 /// How many times the subscriber was called (and panicked).
 static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// Panics by hook: new_span, enter, exit, try_close, event.
+static BY_HOOK: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+const HOOKS: [&str; 5] = ["new_span", "enter", "exit", "try_close", "event"];
+/// How many enters were asked for.
+static ENTERS: AtomicUsize = AtomicUsize::new(0);
 /// How many spans were asked for.
 static SPANS: AtomicUsize = AtomicUsize::new(0);
 
@@ -23,6 +28,9 @@ struct Panicking;
 impl Panicking {
     fn fail(&self, what: &str) -> ! {
         CALLS.fetch_add(1, Ordering::SeqCst);
+        if let Some(i) = HOOKS.iter().position(|h| *h == what) {
+            BY_HOOK[i].fetch_add(1, Ordering::SeqCst);
+        }
         panic!("the subscriber fails on {what}")
     }
 }
@@ -48,7 +56,10 @@ impl Subscriber for Panicking {
         self.fail("event")
     }
     fn enter(&self, _: &Id) {
-        self.fail("enter")
+        // Every other enter succeeds, so that exit is called (and panics).
+        if ENTERS.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            self.fail("enter")
+        }
     }
     fn exit(&self, _: &Id) {
         self.fail("exit")
@@ -75,4 +86,8 @@ fn a_panicking_subscriber_costs_events_not_workers_or_threads() {
     assert_eq!(pool.send_and_receive_once(Get(3)), Ok(3));
     pool.shutdown().unwrap();
     assert!(CALLS.load(Ordering::SeqCst) > 0, "the subscriber was called");
+    // Every kind of call into it panicked at least once and was survived.
+    for (hook, n) in HOOKS.iter().zip(&BY_HOOK) {
+        assert!(n.load(Ordering::SeqCst) > 0, "no panic in {hook}");
+    }
 }
