@@ -45,8 +45,9 @@ pub enum Idle {
     /// a spin of `2 * lead` around the predicted arrival, where the lead is
     /// `g / 16` or one and a half times how late the OS wakes the worker
     /// from a timed park, plus 10 µs, whichever is longer, but never more
-    /// than `g / 8` (on Linux the worker asks for a 1 µs timer slack; a VM
-    /// measured here then woke 27 µs late at the median). That is an eighth
+    /// than `g / 8` (on Linux the worker asks for a 1 µs timer slack, so
+    /// that the kernel's default 50 µs of slack is not added to every timed
+    /// wake-up). That is an eighth
     /// of a core for gaps from about 1 ms up to the cap, and never more than
     /// a quarter. Gaps under `worker_spin + 250 µs` are spun through whole.
     /// Gaps longer than `cap`, or irregular ones, cost nothing: the worker
@@ -74,8 +75,8 @@ impl Default for Idle {
 }
 
 /// Asks the OS to end this thread's timed parks on time: on Linux a timer
-/// slack of 1 µs instead of the default 50 µs (which made a VM measured
-/// here wake 74 µs late at the median, against 27 µs with it). Elsewhere,
+/// slack of 1 µs instead of the default 50 µs, which the kernel may add to
+/// every timed wake-up (and the lead would then have to cover). Elsewhere,
 /// nothing. Best effort: a refusal only makes the leads longer.
 pub(crate) fn tighten_timer_slack() {
     #[cfg(all(target_os = "linux", not(shardpool_loom)))]
