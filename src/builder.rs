@@ -112,11 +112,12 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     pub const MAX_WORKERS: usize = 4096;
     /// Most requests one ring may hold (see also [`MAX_RING_BYTES`](Self::MAX_RING_BYTES)).
     pub const MAX_RING_CAPACITY: usize = 1 << 16;
-    /// Most bytes one ring may take (capacity times the size of a request
-    /// envelope); a ring is allocated per caller thread and worker.
+    /// Most bytes one lane's rings may take (capacity times the size of a
+    /// request plus that of an outcome); a lane, a request ring and a reply
+    /// ring, is allocated per caller thread and worker.
     pub const MAX_RING_BYTES: usize = 64 << 20;
     /// Most requests one batch keeps in flight, whatever the ring capacity
-    /// and worker count (each needs a response slot).
+    /// and worker count (each takes a slot in the caller's in-flight table).
     const MAX_WINDOW: usize = 1 << 16;
 
     /// A builder with the defaults: one worker per core the process may use,
@@ -486,8 +487,10 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         if n > Self::MAX_WORKERS {
             return out("workers", n, Self::MAX_WORKERS);
         }
-        let envelope = std::mem::size_of::<crate::wire::Envelope<P>>().max(1);
-        let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / envelope);
+        // A lane is a request ring and a reply ring of the same capacity.
+        let lane =
+            std::mem::size_of::<crate::item::Message<P>>() + std::mem::size_of::<crate::wire::Outcome<P>>();
+        let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / lane.max(1));
         if self.ring_capacity > max_ring {
             return out("ring_capacity", self.ring_capacity, max_ring);
         }

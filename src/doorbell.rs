@@ -41,13 +41,14 @@
 //! worker then polls every caller of that bit, which only costs a look at an
 //! empty ring.
 //!
-//! # Lazy announcements (batches, membarrier pools)
+//! # Lazy announcements (membarrier pools)
 //!
-//! A batch must announce every push before it calls user code again (the
-//! request iterator may block or panic), but a `fetch_or` per request costs
-//! a cache-line transfer each time the worker takes the word: it halved the
-//! batch rate. So where the pool's light barrier is cheap (the membarrier
-//! form, and loom), a batch push is announced *lazily*:
+//! A `fetch_or` per request is a locked instruction on a line the worker
+//! reads, and a cache-line transfer each time the worker takes the word:
+//! it cost a batch half its rate and a single call about a tenth of its
+//! round trip. So where the pool's light barrier is cheap (the membarrier
+//! form, and loom), a push is announced *lazily*, and only a sleeping
+//! worker is rung:
 //!
 //! ```text
 //!   caller (per push)                    worker (going to sleep)
@@ -57,14 +58,12 @@
 //!                                           clear SLEEPING and serve it
 //! ```
 //!
-//! and the burst of pushes is rung as before, once, before the caller waits
-//! for a response. The pushes in between are found by the worker: before it
-//! parks (Q), every 1024 spins while it idles, and, while it is busy with
-//! other callers, by a full scan of its lanes every [`SCAN_EVERY`] passes or
-//! once [`SCAN_AFTER`] has passed (looked at every eighth pass), whichever
-//! comes first. So a push whose caller then blocks in user code is served
-//! within about eight passes of the worker's other work plus `SCAN_AFTER`
-//! (a worker that was parked was rung).
+//! An awake worker finds the push by looking at the rings itself: every
+//! lane's ring on every pass of its loop and on every spin while it idles
+//! (`worker/mod.rs`), a load of each ring's write position, which stays a
+//! cache hit while the ring does not change. So while the worker is awake a
+//! request costs its caller no locked instruction, and the caller of a
+//! single call is served as soon as the worker looks.
 //!
 //! Why no push is stranded, fence form (F and H SeqCst fences): if F comes
 //! before H in the fences' total order, Q (after H) sees P; if H comes
@@ -79,29 +78,23 @@
 //! and B is a full barrier), and S was visible before `membarrier` began,
 //! so L sees S or later, as above. loom checks the fence form; the
 //! membarrier form is argued here, as for the shutdown gate
-//! (`src/gate/README.md`), and `tests/faults.rs` exercises it (a batch
-//! iterator that blocks until its earlier requests are processed).
+//! (`src/gate/README.md`), and the tests exercise it on every pool built on
+//! Linux (`tests/faults.rs` among them: a batch iterator that blocks until
+//! its earlier requests are processed).
 //!
 //! If `membarrier` fails in H, the worker does not park: it cancels its
 //! sleep and backs off (sleeping in steps of up to a millisecond), polling.
 //! In the fence form of a shipped build (no membarrier) a SeqCst fence per
-//! push would cost as much as the ring, so every batch push rings.
+//! push would cost as much as the ring, so every push rings.
 //!
 //! Model-checked by `loom-tests/tests/doorbell.rs`, on its own and through
-//! the worker loop.
+//! the worker loop, and (lazy announcements) by `loom-tests/tests/lazy.rs`.
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{CachePadded, SetOnce};
 
 const SLEEPING: u64 = 1 << 63;
-/// A busy worker scans all its lanes (not only the hinted ones) every this
-/// many passes, to find lazily announced pushes...
-pub(crate) const SCAN_EVERY: u32 = 64;
-/// ...or after this long, whichever comes first (passes may be long when
-/// handlers are). Not under loom, which has no clock.
-#[cfg(not(shardpool_loom))]
-pub(crate) const SCAN_AFTER: std::time::Duration = std::time::Duration::from_micros(50);
 /// A caller registered, or the pool is closing: the worker must look at its
 /// registration queue and the pool's state.
 pub(crate) const CONTROL: u64 = 1 << 62;

@@ -12,8 +12,10 @@
 //!   queue on the hot path.
 //! - Workers (pinned to cores by default) drain their rings in batches, and
 //!   spin, then park, when idle: an idle pool burns no CPU.
-//! - Responses land in a per-caller slab of slots; the caller spins briefly,
-//!   then parks. No allocation per request once warm.
+//! - Responses land in reply cells beside each ring, several to a cache
+//!   line; the caller spins briefly, then parks. While a worker is awake, a
+//!   request and its reply cost no locked instruction; no allocation per
+//!   request once warm.
 //! - A panicking item, an unknown id, a call to one's own worker, a call
 //!   after shutdown: each is a typed [`Error`] for that request, never a dead
 //!   worker, a lost batch or a hang.
@@ -56,9 +58,9 @@ mod pool;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod porting;
+mod reply;
 mod sender;
 mod shared;
-mod slot;
 mod stats;
 mod sync;
 mod trace;

@@ -2,17 +2,15 @@
 //! `loom-tests/`. Compiled only with `--cfg shardpool_loom`; not an API.
 //!
 //! Each wrapper forwards to the real type, so a model checks the code that
-//! ships, not a copy of it. The only thing added is ownership that the pool
-//! normally provides: a [`ReplyTo`] keeps its slot's memory alive the way a
-//! worker's `Arc` on the caller's shared state does.
+//! ships, not a copy of it.
 
 use crate::doorbell;
 use crate::item::PoolItem;
 use crate::pool::ThreadPool;
-use crate::slot::{Slab, SlabMemory, SlotRef};
+use crate::reply;
+use crate::sync::barrier::Barrier;
 use crate::sync::ring;
 use crate::sync::thread::Thread;
-use crate::sync::Arc;
 use std::time::Duration;
 
 /// Caller threads registered with `pool` whose lanes are not yet reclaimed
@@ -22,73 +20,80 @@ pub fn live_callers<P: PoolItem>(pool: &ThreadPool<P>) -> usize {
     pool.shared().lane_ids.live()
 }
 
-/// A caller's response slots: the real [`Slab`] (one chunk) and the memory
-/// it lives in. Lives on the caller's thread, like the slab in a caller
-/// handle.
-pub struct Slots<T> {
-    memory: Arc<SlabMemory<T>>,
-    slab: Slab<T>,
+/// A reply lane of `capacity` cells (`reply::lane`): the worker's end and
+/// the caller's.
+pub fn reply_lane<T>(capacity: usize) -> (ReplyWriter<T>, ReplyReader<T>) {
+    let (w, r) = reply::lane(capacity);
+    (ReplyWriter(w), ReplyReader(r))
 }
 
-impl<T: Send> Slots<T> {
-    /// One chunk of empty slots.
-    pub fn new() -> Self {
-        let memory = Arc::new(SlabMemory::new());
-        let mut slab = Slab::new();
-        slab.grow(&memory);
-        Self { memory, slab }
-    }
+/// The worker's end of a reply lane.
+pub struct ReplyWriter<T>(reply::ReplyWriter<T>);
 
-    /// Arms slot `index` for one request (`Slab::arm`): the returned
-    /// reference is what the request carries to the worker.
-    pub fn arm(&self, index: u32) -> ReplyTo<T> {
-        ReplyTo { slot: self.slab.arm(index), _memory: self.memory.clone() }
-    }
-
-    /// A reference to slot `index` carrying generation `gen`, whatever the
-    /// slot's current state: a reply that arrives late or twice.
-    ///
-    /// # Safety
-    ///
-    /// The returned reference must not be published while another reference
-    /// of the same generation (from [`arm`](Self::arm) or another `stale`) is
-    /// being published on another thread: both would pass the generation
-    /// check and write the slot at once. A generation that the slot has
-    /// already moved past is always safe.
-    pub unsafe fn stale(&self, index: u32, gen: u32) -> ReplyTo<T> {
-        ReplyTo { slot: self.slab.stale_ref(index, gen), _memory: self.memory.clone() }
-    }
-
-    /// Caller side of the handshake (`Slot::wait`): spins up to `spin`, then
-    /// parks, and takes the reply.
-    pub fn wait(&self, index: u32, spin: Duration) -> T {
-        self.slab.get(index).wait(crate::sync::Spin::alone(spin)).0
+impl<T> ReplyWriter<T> {
+    /// Publishes the next reply with a plain store (for a caller that
+    /// announces its sleep), or gives it back if its cell is not free.
+    pub fn publish(&mut self, value: T) -> Result<(), T> {
+        self.0.publish(value, false).map(drop)
     }
 }
 
-impl<T: Send> Default for Slots<T> {
-    fn default() -> Self {
-        Self::new()
+/// The caller's end of a reply lane.
+pub struct ReplyReader<T>(reply::ReplyReader<T>);
+
+impl<T> ReplyReader<T> {
+    /// Whether the next reply has arrived.
+    pub fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    /// Takes the next reply, if it has arrived.
+    pub fn take(&mut self) -> Option<T> {
+        self.0.take()
     }
 }
 
-/// What a request carries back to its slot, plus a share of the slot's
-/// memory (the worker's `Arc` on the caller in the real pool).
-pub struct ReplyTo<T> {
-    slot: SlotRef<T>,
-    _memory: Arc<SlabMemory<T>>,
+/// A caller as its workers see it when they publish (`reply::Sleeper`),
+/// with the barrier pair of a pool in the fence form.
+pub struct Sleeper {
+    sleeper: reply::Sleeper,
+    barrier: Barrier,
 }
 
-impl<T: Send> ReplyTo<T> {
-    /// Worker side (`Slot::publish`): publishes `value` if the slot is still
-    /// armed with this reference's generation and unparks `caller` if it
-    /// parked; gives `value` back otherwise.
-    pub fn publish(self, value: T, caller: &Thread) -> Result<(), T> {
-        // SAFETY: `_memory` owns the slab chunk the slot lives in and is
-        // alive until `self` is dropped, after this call; a reference from
-        // `arm` is the only one of its generation, and one from `stale`
-        // carries that promise from its caller.
-        unsafe { self.slot.publish(value, caller) }
+impl Sleeper {
+    /// The sleeper of `caller`, the thread that will wait.
+    pub fn new(caller: Thread) -> Self {
+        Self { sleeper: reply::Sleeper::new(caller), barrier: Barrier::new(false) }
+    }
+
+    /// Worker, after each reply published: wakes the caller if it sleeps.
+    pub fn after_publish(&self) {
+        self.sleeper.after_publish(&self.barrier)
+    }
+
+    /// Caller, with nothing in flight: sleep on the reply cells (`true`) or
+    /// announce the sleep (`false`, the default).
+    pub fn set_on_cell(&self, on_cell: bool) {
+        self.sleeper.set_on_cell(on_cell)
+    }
+
+    /// Worker: publishes `value` as the next reply on `lane` and wakes the
+    /// caller, whichever way it sleeps (`Sleeper::publish_to`).
+    pub fn publish_to<T>(&self, lane: &mut ReplyWriter<T>, value: T) -> Result<(), T> {
+        self.sleeper.publish_to(&mut lane.0, value, &self.barrier)
+    }
+
+    /// Caller, sleeping on its cells: waits for the next reply on `lane`,
+    /// spinning up to `spin` (one yield under loom if non-zero), then
+    /// parking on the cell. Returns whether the spin ran out.
+    pub fn wait_on_cell<T>(&self, spin: Duration, lane: &ReplyReader<T>) -> bool {
+        self.sleeper.wait_on_cell(crate::sync::Spin::alone(spin), &lane.0)
+    }
+
+    /// Caller: waits until `ready()`, spinning up to `spin` (one yield under
+    /// loom if non-zero), then sleeping. Returns whether the spin ran out.
+    pub fn wait(&self, spin: Duration, ready: impl FnMut() -> bool) -> bool {
+        self.sleeper.wait(&self.barrier, crate::sync::Spin::alone(spin), ready)
     }
 }
 

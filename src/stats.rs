@@ -36,7 +36,7 @@ impl WorkerCounters {
 pub struct PoolStats {
     /// One entry per worker, by index.
     pub workers: Vec<WorkerStats>,
-    /// Caller threads registered with the pool whose rings and slots are not
+    /// Caller threads registered with the pool whose lanes are not
     /// yet reclaimed.
     pub callers: usize,
 }

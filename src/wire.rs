@@ -1,31 +1,30 @@
-//! The types both sides of the transport use: what travels in a ring (an
-//! [`Envelope`]), what comes back in a slot (an [`Outcome`]), how a caller's
-//! ring reaches a worker (a [`Registration`]), the part of a caller its
-//! workers see ([`CallerShared`]), and the lane ids that name callers in
-//! the doorbells ([`LaneIds`]).
+//! The types both sides of the transport use: what comes back for a request
+//! (an [`Outcome`]), how a caller's rings reach a worker (a
+//! [`Registration`]), the part of a caller its workers see
+//! ([`CallerShared`]), and the lane ids that name callers in the doorbells
+//! ([`LaneIds`]). Requests travel as [`Message`](crate::Message)s.
 
 use crate::error::Error;
 use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Reply};
-use crate::slot::{SlabMemory, SlotRef};
+use crate::reply::{ReplyWriter, Sleeper};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::ring::Consumer;
-use crate::sync::thread::Thread;
 use crate::sync::{Arc, Mutex};
 
-/// What a worker puts in a slot: the reply, or why there is none.
-pub(crate) type Outcome<P> = Result<Reply<P>, Error>;
+/// What a worker sends back for a request: the reply, or why there is none.
+/// The error is boxed: errors are the rare case, and unboxed they would
+/// more than double the size of every reply on the ring (an `Error` is 40
+/// bytes; `Reply` of a `u64` response 16, and so is the whole outcome).
+pub(crate) type Outcome<P> = Result<Reply<P>, Box<Error>>;
 
-/// A request on its way to a worker.
-pub(crate) struct Envelope<P: PoolItem> {
-    pub(crate) msg: Message<P>,
-    pub(crate) slot: SlotRef<Outcome<P>>,
-}
-
-/// The worker's end of a new caller's ring.
+/// The worker's ends of a new caller's two rings.
 pub(crate) struct Registration<P: PoolItem> {
-    pub(crate) caller: Arc<CallerShared<P>>,
-    pub(crate) consumer: Consumer<Envelope<P>>,
+    pub(crate) caller: Arc<CallerShared>,
+    /// Requests from the caller.
+    pub(crate) requests: Consumer<Message<P>>,
+    /// Outcomes to the caller, in request order (`reply.rs`).
+    pub(crate) replies: ReplyWriter<Outcome<P>>,
 }
 
 /// Hands out lane ids, reusing those of retired callers so hint bits stay
@@ -64,29 +63,31 @@ impl LaneIds {
 }
 
 /// The part of a caller that its workers see.
-pub(crate) struct CallerShared<P: PoolItem> {
+pub(crate) struct CallerShared {
     pub(crate) lane: u32,
-    /// The caller's thread, unparked by a worker that publishes into a slot
-    /// the caller parked on.
-    pub(crate) thread: Thread,
+    /// Whether the caller sleeps waiting for a reply, and its thread
+    /// (`reply.rs`).
+    pub(crate) sleeper: Sleeper,
     /// Whether the caller is inside the shutdown gate (`src/gate/`).
     pub(crate) presence: Presence,
     /// Set when the caller thread has gone; its lanes are dropped once empty.
     pub(crate) retired: AtomicBool,
-    pub(crate) memory: SlabMemory<Outcome<P>>,
     pub(crate) lane_ids: Arc<LaneIds>,
 }
 
-impl<P: PoolItem> CallerShared<P> {
-    /// Hands each reply published into this caller's slots and never taken
-    /// to `f` (the last owner, a worker, drops them one by one under
-    /// `catch_unwind`).
-    pub(crate) fn take_leftovers(&mut self, f: impl FnMut(Outcome<P>)) {
-        self.memory.take_ready(f);
+impl CallerShared {
+    pub(crate) fn new(lane_ids: Arc<LaneIds>, sleeper: Sleeper) -> Self {
+        Self {
+            lane: lane_ids.acquire(),
+            sleeper,
+            presence: Presence::new(),
+            retired: AtomicBool::new(false),
+            lane_ids,
+        }
     }
 }
 
-impl<P: PoolItem> Drop for CallerShared<P> {
+impl Drop for CallerShared {
     fn drop(&mut self) {
         self.lane_ids.release(self.lane);
     }

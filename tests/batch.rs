@@ -56,3 +56,44 @@ fn a_batch_never_driven_sends_nothing() {
     drop(responses);
     assert_eq!(pool.stats().items(), 0);
 }
+
+/// Two batches on one thread, driven alternately, and single calls made
+/// between their steps, all to the same two workers over rings of two: the
+/// replies of one come back on the lanes ahead of the others' and are kept
+/// for their owner. Every response is the right one, each batch in order.
+#[test]
+fn interleaved_batches_and_calls_on_one_thread_each_get_their_own_replies() {
+    let pool = pool(2);
+    pool.send_and_receive(adds(0..40)).unwrap().collect_all::<Vec<_>>().unwrap();
+    let mut a = pool.send_and_receive((0..20).map(SumRequest)).unwrap();
+    let mut b = pool.send_and_receive((20..40).rev().map(SumRequest)).unwrap();
+    let (mut got_a, mut got_b, mut got_calls) = (Vec::new(), Vec::new(), Vec::new());
+    for step in 0..20u64 {
+        got_a.push(a.next().unwrap().unwrap().id);
+        got_calls.push(pool.send_and_receive_once(SumRequest(step * 2)).unwrap().id);
+        got_b.push(b.next().unwrap().unwrap().id);
+    }
+    assert!(a.next().is_none() && b.next().is_none());
+    assert_eq!(got_a, (0..20).collect::<Vec<_>>());
+    assert_eq!(got_b, (20..40).rev().collect::<Vec<_>>());
+    assert_eq!(got_calls, (0..20).map(|s| s * 2).collect::<Vec<_>>());
+}
+
+/// A batch keeps a whole ring's worth of requests in flight to one worker
+/// (ring of one, every id on worker 0 of one); a call to that worker made
+/// between two of its steps has to wait for room on the lane, which the
+/// batch's own replies free as the call takes them off the lane. It is
+/// answered, and so is the batch, in order.
+#[test]
+fn a_call_made_while_a_batch_fills_the_lane_is_answered() {
+    let pool =
+        ThreadPool::<Randoms>::builder().workers(1).pinning(Pinning::Off).ring_capacity(1).build().unwrap();
+    pool.send_and_receive(adds(0..8)).unwrap().collect_all::<Vec<_>>().unwrap();
+    let batch = pool.send_and_receive((0..8).map(SumRequest)).unwrap();
+    let mut ids = Vec::new();
+    for r in batch {
+        ids.push(r.unwrap().id);
+        assert_eq!(pool.send_and_receive_once(SumRequest(7)).unwrap().id, 7);
+    }
+    assert_eq!(ids, (0..8).collect::<Vec<_>>());
+}

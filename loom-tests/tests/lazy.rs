@@ -11,6 +11,12 @@ use loom_tests::{check, Preemptions};
 use shardpool::{AddRequest, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool};
 use std::time::Duration;
 
+/// A caller spin that makes callers announce their pushes lazily and their
+/// sleeps with the heavy barrier (a short one makes them sleep on their
+/// reply cells and ring every push, `Local::choose_sleep`). Under loom any
+/// non-zero spin is one yield.
+const ANNOUNCING: Duration = Duration::from_millis(1);
+
 /// An item that raises a flag when it is called.
 struct Flag(Arc<AtomicBool>);
 
@@ -57,7 +63,10 @@ fn a_lazily_announced_push_is_found_while_the_iterator_blocks() {
         let pool = ThreadPool::<Flag>::builder()
             .workers(1)
             .ring_capacity(2)
-            .caller_spin(Duration::ZERO)
+            // A spin long enough that the caller announces lazily (one that
+            // expects to park at once sleeps on its cells and rings every
+            // push: `src/reply.rs`); under loom it is one yield.
+            .caller_spin(ANNOUNCING)
             .worker_spin(Duration::ZERO)
             .pinning(Pinning::Off)
             .build()
@@ -74,5 +83,23 @@ fn a_lazily_announced_push_is_found_while_the_iterator_blocks() {
             None
         });
         assert_eq!(pool.send_and_receive(requests).unwrap().filter(Result::is_ok).count(), 1);
+    });
+}
+
+/// Single calls, lazily announced (`CallerHandle::announce`): two calls in
+/// a row from one caller to a worker that goes to sleep as soon as it is
+/// idle. Nobody rings an awake worker: each push is found by the worker's
+/// look at its rings (the pass after it answered the first call, or Q
+/// after its heavy barrier), or the caller saw SLEEPING and rang. Both are
+/// answered; a push stranded in the ring leaves the caller parked, which
+/// loom reports as a deadlock.
+#[test]
+fn lazily_announced_calls_racing_the_workers_sleep_are_answered() {
+    check(Preemptions::Env, || {
+        let pool = loom_tests::builder(1, 2).caller_spin(ANNOUNCING).membarrier(true).build().unwrap();
+        for id in 1..=2 {
+            assert_eq!(pool.send_and_receive_once(AddRequest::new(id, ())).unwrap().id, id);
+        }
+        drop(pool);
     });
 }

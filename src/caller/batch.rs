@@ -2,12 +2,11 @@
 //! it is driven, a window ahead of the response it yields, and answers in
 //! request order. It works on the calling thread's handle (`mod.rs`).
 
-use super::{decode, handle, CallerHandle, NIL};
+use super::{decode, handle, CallerHandle, Link, NIL};
 use crate::error::{take_panic_message, BatchError, Error};
-use crate::item::{PoolItem, Request};
+use crate::item::{Message, PoolItem, Request};
 use crate::shared::Shared;
-use crate::sync::{Arc, Backoff, Spin};
-use crate::wire::Envelope;
+use crate::sync::{Arc, Backoff};
 use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -22,25 +21,24 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Links slot `idx` (request for `id`) at the tail.
-    fn link(&mut self, links: &mut [(u32, u64)], idx: u32, id: u64) {
-        links[idx as usize] = (NIL, id);
+    /// Links slot `idx` (a request for `id`, sent to `worker`) at the tail.
+    fn link(&mut self, links: &mut [Link], idx: u32, id: u64, worker: usize) {
+        links[idx as usize] = Link { next: NIL, worker: worker as u32, id };
         if self.tail == NIL {
             self.head = idx;
         } else {
-            links[self.tail as usize].0 = idx;
+            links[self.tail as usize].next = idx;
         }
         self.tail = idx;
         self.len += 1;
     }
 }
 
-/// A request taken from the caller's iterator, with its slot armed, not yet
-/// in its ring (the ring was full).
+/// A request taken from the caller's iterator, not yet in its ring (the
+/// lane was full).
 struct Stalled<P: PoolItem> {
     worker: usize,
-    env: Envelope<P>,
-    idx: u32,
+    msg: Message<P>,
     id: u64,
 }
 
@@ -105,9 +103,6 @@ pub struct Responses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> {
     requests: Fuse<I>,
     list: InFlight,
     sent: usize,
-    /// Whether pushes of this batch were announced lazily and may not be
-    /// rung yet (`announce_touched` is then due at the end of the fill).
-    unrung: bool,
     stalled: Option<Stalled<P>>,
     _marker: PhantomData<fn() -> R>,
 }
@@ -124,7 +119,6 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             requests: requests.fuse(),
             list: InFlight { head: NIL, tail: NIL, len: 0 },
             sent: 0,
-            unrung: false,
             stalled: None,
             _marker: PhantomData,
         })
@@ -204,54 +198,53 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
 
     /// Pushes one request inside the gate and announces it at once, or
     /// answers it on the spot if the pool shut down. Returns `false` if its
-    /// ring is full: it is kept in `stalled`. Calls no user code while our
+    /// lane is full: it is kept in `stalled`. Calls no user code while our
     /// state is borrowed; a refused request is dropped after.
     fn push(&mut self, s: Stalled<P>) -> bool {
         let handle = &self.handle;
         let mut local = handle.local.borrow_mut();
+        if local.in_flight == 0 {
+            local.choose_sleep(handle.spin(None), &handle.shared.sleeper);
+        }
+        if !local.room(s.worker) {
+            // Everything in that lane was announced when it was pushed.
+            self.stalled = Some(s);
+            return false;
+        }
         if let Err(e) = self.pool.gate.enter(&handle.shared.presence) {
-            let slot = local.slab.get(s.idx);
-            slot.disarm();
-            slot.fill_local(Err(e));
-            self.list.link(&mut local.links, s.idx, s.id);
+            let idx = local.alloc();
+            local.outcomes[idx as usize] = Some(Err(Box::new(e)));
+            self.list.link(&mut local.links, idx, s.id, 0);
             // Counted as sent when it was taken: it was not.
             self.sent -= 1;
             drop(local);
-            drop(s.env);
+            drop(s.msg);
             return true;
         }
-        let Stalled { worker, env, idx, id } = s;
-        let pushed = local.producers[worker].push(env);
+        let Stalled { worker, msg, id } = s;
+        let pushed = local.producers[worker].push(msg);
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {
-                self.list.link(&mut local.links, idx, id);
+                let idx = local.alloc();
+                local.sent(worker, idx);
+                self.list.link(&mut local.links, idx, id, worker);
                 // Announced before control goes back to user code: rung, or
                 // lazily, to be rung with the burst.
-                if handle.announce_push(worker) {
-                    local.touched[worker] = true;
-                    self.unrung = true;
-                }
+                handle.announce(worker);
                 true
             }
-            Err(env) => {
-                // Everything in that ring was announced when it was pushed.
-                self.stalled = Some(Stalled { worker, env, idx, id });
+            Err(msg) => {
+                // Cannot happen while `room` holds; kept like a full lane.
+                self.stalled = Some(Stalled { worker, msg, id });
                 false
             }
         }
     }
 
     /// Sends requests until the window is full, the requests run out or a
-    /// ring is full, then rings the workers of the burst.
+    /// lane is full.
     fn fill(&mut self) {
-        self.send();
-        if std::mem::take(&mut self.unrung) {
-            self.handle.announce_touched(&mut self.handle.local.borrow_mut());
-        }
-    }
-
-    fn send(&mut self) {
         // Refill only once half the window has drained, so requests leave in
         // bursts rather than one per response.
         if self.list.len > self.pool.config.window / 2 {
@@ -269,23 +262,20 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             let Some(request) = self.requests.next() else { break };
             let msg = request.into_message();
             let id = msg.id();
-            let route = self.pool.route::<P>(id);
-            let mut local = self.handle.local.borrow_mut();
-            let idx = local.alloc(&self.handle.shared);
-            match route {
+            match self.pool.route::<P>(id) {
                 Ok(worker) => {
-                    let env = Envelope { msg, slot: local.slab.arm(idx) };
-                    drop(local);
-                    // Sent from here on: pushed now, or, if its ring is full,
+                    // Sent from here on: pushed now, or, if its lane is full,
                     // later (even if this `Responses` is dropped first).
                     self.sent += 1;
-                    if !self.push(Stalled { worker, env, idx, id }) {
+                    if !self.push(Stalled { worker, msg, id }) {
                         break;
                     }
                 }
                 Err(e) => {
-                    local.slab.get(idx).fill_local(Err(e));
-                    self.list.link(&mut local.links, idx, id);
+                    let mut local = self.handle.local.borrow_mut();
+                    let idx = local.alloc();
+                    local.outcomes[idx as usize] = Some(Err(Box::new(e)));
+                    self.list.link(&mut local.links, idx, id, 0);
                     drop(local);
                     drop(msg);
                 }
@@ -311,19 +301,18 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
             return None;
         }
         let idx = self.list.head;
-        let (outcome, id, parked) = {
+        let (outcome, id, slept) = {
             let mut local = self.handle.local.borrow_mut();
-            let spin = if local.slab.get(idx).is_ready() { Spin::NONE } else { self.handle.spin(None) };
-            let (outcome, parked) = local.slab.get(idx).wait(spin);
-            let (next, id) = local.links[idx as usize];
+            let Link { next, worker, id } = local.links[idx as usize];
+            let (outcome, slept) =
+                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None));
             self.list.head = next;
             if next == NIL {
                 self.list.tail = NIL;
             }
-            local.free.push(idx);
-            (outcome, id, parked)
+            (outcome, id, slept)
         };
-        self.handle.after_wait(parked);
+        self.handle.after_wait(slept);
         self.list.len -= 1;
         Some(decode::<P, R>(id, outcome))
     }
@@ -337,12 +326,6 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
 
 impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P, R, I> {
     fn drop(&mut self) {
-        // Our state is never borrowed while user code runs, so this only
-        // guards against a bug: leak the slots rather than panic in a drop.
-        let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
-        // Announce what was pushed before waiting for it.
-        self.handle.announce_touched(&mut local);
-        drop(local);
         // Every request taken from the iterator is delivered: a stalled one
         // is pushed once its ring has room (the worker is draining it).
         let mut backoff = Backoff::new();
@@ -351,7 +334,6 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
                 backoff.wait();
             }
         }
-        self.handle.announce_touched(&mut self.handle.local.borrow_mut());
         // Responses are user values: a `Drop` that panics must not stop us
         // from taking the rest (they would be left to a worker or to this
         // thread's exit). The first panic is raised again once all are in.
@@ -359,9 +341,10 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
         while self.list.head != NIL {
             let idx = self.list.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
-            let (outcome, _) = local.slab.get(idx).wait(self.handle.spin(None));
-            self.list.head = local.links[idx as usize].0;
-            local.free.push(idx);
+            let Link { next, worker, .. } = local.links[idx as usize];
+            let (outcome, _) =
+                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None));
+            self.list.head = next;
             // The response may run user code when dropped: not under a borrow.
             drop(local);
             if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(outcome))) {

@@ -25,57 +25,148 @@
 
 use crate::doorbell::lane_bit;
 use crate::error::Error;
-use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Request};
+use crate::reply::{self, ReplyReader, Sleeper};
 use crate::shared::Shared;
-use crate::slot::{Slab, SlabMemory};
 use crate::sync::affinity;
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::Ordering;
 use crate::sync::ring::{ring, Producer};
 use crate::sync::thread;
 use crate::sync::{Arc, Backoff, Spin};
 use crate::trace::event;
-use crate::wire::{CallerShared, Envelope, Outcome, Registration};
+use crate::wire::{CallerShared, Outcome, Registration};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 mod batch;
 pub use batch::Responses;
 
+/// A caller whose spin is shorter than this sleeps on its reply cells.
+const CELL_SLEEP_BELOW: std::time::Duration = std::time::Duration::from_micros(20);
+
 /// Slot index meaning "none" in the in-flight lists.
 const NIL: u32 = u32::MAX;
 
+/// Per slot: where its request went, and the next slot of the batch it
+/// belongs to.
+#[derive(Clone, Copy)]
+struct Link {
+    /// The next slot of its batch's in-flight list.
+    next: u32,
+    /// The worker its request was sent to.
+    worker: u32,
+    /// The id its request was addressed to.
+    id: u64,
+}
+
+const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0 };
+
 /// The caller's own state, touched by its thread only.
+///
+/// A *slot* is a number for one request in flight; its outcome comes back
+/// on the reply ring of the worker it went to, in the order of that
+/// worker's `pending` list. The caller takes outcomes off a ring when it
+/// needs one; an outcome that belongs to another request (an earlier one
+/// of another batch on this thread) is parked in `outcomes` until its
+/// owner asks.
 struct Local<P: PoolItem> {
-    producers: Vec<Producer<Envelope<P>>>,
-    slab: Slab<Outcome<P>>,
+    producers: Vec<Producer<Message<P>>>,
+    replies: Vec<ReplyReader<Outcome<P>>>,
+    /// Per worker: the slots of the requests sent to it whose outcomes are
+    /// still on their way, oldest first. Never longer than the rings'
+    /// capacity (`room`), so a worker always has room for a reply.
+    pending: Vec<VecDeque<u32>>,
+    /// Per slot: an outcome taken off its ring before its owner asked.
+    outcomes: Vec<Option<Outcome<P>>>,
+    links: Vec<Link>,
     free: Vec<u32>,
-    /// Per slot: the next slot of the in-flight list it is on, and the id its
-    /// request was addressed to.
-    links: Vec<(u32, u64)>,
-    /// Per worker: batch pushes announced lazily and not rung yet (reused
-    /// between batches, so a batch allocates nothing).
-    touched: Vec<bool>,
+    /// The capacity of every ring of this caller.
+    capacity: usize,
+    /// Requests sent and not yet answered, over all workers.
+    in_flight: usize,
+    /// How this caller sleeps (`reply.rs`, "Two ways to sleep"): its own
+    /// copy of `Sleeper::on_cell`.
+    on_cell: bool,
 }
 
 impl<P: PoolItem> Local<P> {
-    fn alloc(&mut self, shared: &CallerShared<P>) -> u32 {
+    fn alloc(&mut self) -> u32 {
         if let Some(i) = self.free.pop() {
             return i;
         }
-        let old = self.slab.len() as u32;
-        self.slab.grow(&shared.memory);
-        let new = self.slab.len() as u32;
-        self.links.resize(new as usize, (NIL, 0));
-        self.free.extend((old + 1..new).rev());
-        old
+        let i = self.links.len() as u32;
+        self.links.push(UNLINKED);
+        self.outcomes.push(None);
+        i
     }
 
-    /// Returns an armed slot whose request never left to EMPTY, and frees it.
-    fn release_unsent(&mut self, idx: u32) {
-        self.slab.get(idx).disarm();
-        self.free.push(idx);
+    /// Whether worker `w` may be sent one more request: its reply will have
+    /// room. Takes whatever replies have arrived off its ring first.
+    fn room(&mut self, w: usize) -> bool {
+        if self.pending[w].len() < self.capacity {
+            return true;
+        }
+        self.collect(w);
+        self.pending[w].len() < self.capacity
+    }
+
+    /// Records a request sent to `w` in slot `idx`.
+    fn sent(&mut self, w: usize, idx: u32) {
+        debug_assert!(self.pending[w].len() < self.capacity);
+        self.pending[w].push_back(idx);
+        self.in_flight += 1;
+    }
+
+    /// Moves every reply that has arrived from `w` into its slot.
+    fn collect(&mut self, w: usize) {
+        while let Some(outcome) = self.replies[w].take() {
+            self.file(w, outcome);
+        }
+    }
+
+    /// Files `outcome`, the next reply from `w`, under its slot.
+    fn file(&mut self, w: usize, outcome: Outcome<P>) {
+        // Replies come in the order the requests went, and one never comes
+        // for a request not sent: the list cannot be empty.
+        let Some(idx) = self.pending[w].pop_front() else {
+            debug_assert!(false, "a reply with no request");
+            return;
+        };
+        self.in_flight -= 1;
+        self.outcomes[idx as usize] = Some(outcome);
+    }
+
+    /// The outcome of slot `idx`, if it has arrived: filed already, or next
+    /// on its ring. Takes the replies ahead of it off the ring on the way.
+    fn try_take(&mut self, w: usize, idx: u32) -> Option<Outcome<P>> {
+        if let Some(outcome) = self.outcomes[idx as usize].take() {
+            return Some(outcome);
+        }
+        while let Some(outcome) = self.replies[w].take() {
+            if self.pending[w].front() == Some(&idx) {
+                self.pending[w].pop_front();
+                self.in_flight -= 1;
+                return Some(outcome);
+            }
+            self.file(w, outcome);
+        }
+        None
+    }
+
+    /// With nothing in flight, chooses how to sleep for the requests about
+    /// to go: on the reply cells if the caller expects to park soon (its
+    /// spin is short), announcing it otherwise (`reply.rs`, "Two ways to
+    /// sleep"). With requests in flight the choice stands.
+    fn choose_sleep(&mut self, spin: Spin, sleeper: &Sleeper) {
+        if self.in_flight == 0 {
+            let on_cell = spin.budget < CELL_SLEEP_BELOW;
+            if on_cell != self.on_cell {
+                self.on_cell = on_cell;
+                sleeper.set_on_cell(on_cell);
+            }
+        }
     }
 }
 
@@ -85,7 +176,7 @@ const UNKNOWN_CPU: usize = usize::MAX;
 /// A thread's handle on one pool.
 pub(crate) struct CallerHandle<P: PoolItem> {
     pool: Arc<Shared<P>>,
-    shared: Arc<CallerShared<P>>,
+    shared: Arc<CallerShared>,
     local: RefCell<Local<P>>,
     /// The core this thread last ran on, as far as we know: looked up at
     /// registration and again after a wait whose spin ran out (the thread
@@ -136,22 +227,20 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
         return Err(Error::Shutdown);
     }
     let workers = pool.workers.len();
-    let shared = Arc::new(CallerShared {
-        lane: pool.lane_ids.acquire(),
-        thread: thread::current(),
-        presence: Presence::new(),
-        retired: AtomicBool::new(false),
-        memory: SlabMemory::new(),
-        lane_ids: pool.lane_ids.clone(),
-    });
+    let capacity = pool.config.ring_capacity;
+    let shared = Arc::new(CallerShared::new(pool.lane_ids.clone(), Sleeper::new(thread::current())));
     let mut producers = Vec::with_capacity(workers);
+    let mut replies = Vec::with_capacity(workers);
     for w in &pool.workers {
-        let (p, c) = ring(pool.config.ring_capacity);
+        let (p, requests) = ring(capacity);
+        let (reply_producer, reply_consumer) = reply::lane(capacity);
         producers.push(p);
-        w.registrations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Registration { caller: shared.clone(), consumer: c });
+        replies.push(reply_consumer);
+        w.registrations.lock().unwrap_or_else(|e| e.into_inner()).push(Registration {
+            caller: shared.clone(),
+            requests,
+            replies: reply_producer,
+        });
         w.doorbell.ring(crate::doorbell::CONTROL);
     }
     let handle = Rc::new(CallerHandle {
@@ -159,10 +248,14 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
         shared,
         local: RefCell::new(Local {
             producers,
-            slab: Slab::new(),
-            free: Vec::new(),
+            replies,
+            pending: (0..workers).map(|_| VecDeque::with_capacity(capacity)).collect(),
+            outcomes: Vec::new(),
             links: Vec::new(),
-            touched: vec![false; workers],
+            free: Vec::new(),
+            capacity,
+            in_flight: 0,
+            on_cell: false,
         }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
     });
@@ -184,6 +277,12 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
 
 impl<P: PoolItem> Drop for CallerHandle<P> {
     fn drop(&mut self) {
+        // Nothing is in flight: every `Responses` holds an `Rc` on this
+        // handle (so none is left, or this would not run), and single calls
+        // take their reply before they return. Were anything left (a reply
+        // filed or on its way), the reply lane drops it, last, one value at
+        // a time (`reply.rs`).
+        debug_assert!(self.local.get_mut().pending.iter().all(VecDeque::is_empty));
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
@@ -201,32 +300,20 @@ impl<P: PoolItem> CallerHandle<P> {
         self.pool.workers[w].doorbell.ring(lane_bit(self.shared.lane));
     }
 
-    /// Announces a batch push to worker `w` (`doorbell.rs`, "Lazy
-    /// announcements"): rings at once where the pool's light barrier is not
-    /// cheap, or if the worker sleeps; otherwise leaves it to the worker's
-    /// own poll and returns `true`: the caller rings it with the rest of its
-    /// burst ([`announce_touched`](Self::announce_touched)).
+    /// Announces a push to worker `w` (`doorbell.rs`, "Lazy
+    /// announcements"): where the pool's light barrier is cheap, a worker
+    /// that is awake finds the push by looking at its rings, and only a
+    /// sleeping one is rung; elsewhere every push rings.
     #[inline]
-    fn announce_push(&self, w: usize) -> bool {
+    fn announce(&self, w: usize) {
         if self.pool.barrier.lazy_announcements() {
             // F, then L.
             self.pool.barrier.light();
             if !self.pool.workers[w].doorbell.is_sleeping() {
-                return true;
+                return;
             }
         }
         self.notify(w);
-        false
-    }
-
-    /// Rings every worker whose pushes were announced lazily (the end of a
-    /// burst: the caller is about to wait, or to give up its batch).
-    fn announce_touched(&self, local: &mut Local<P>) {
-        for (w, t) in local.touched.iter_mut().enumerate() {
-            if std::mem::take(t) {
-                self.notify(w);
-            }
-        }
     }
 
     /// How to wait for a reply from worker `waiting_for` (or from any worker
@@ -246,43 +333,82 @@ impl<P: PoolItem> CallerHandle<P> {
         }
     }
 
+    /// Waits for the outcome of slot `idx`, whose request went to worker
+    /// `w`, spinning as `spin()` says (asked only if it must wait), and
+    /// frees the slot. Returns whether the spin ran out.
+    fn wait_for(
+        &self,
+        local: &mut Local<P>,
+        w: usize,
+        idx: u32,
+        spin: impl Fn() -> Spin,
+    ) -> (Outcome<P>, bool) {
+        let mut slept = false;
+        loop {
+            if let Some(outcome) = local.try_take(w, idx) {
+                local.free.push(idx);
+                return (outcome, slept);
+            }
+            // Only the next reply on the lane can arrive now (filed ones were
+            // looked at): wait for it.
+            let sleeper = &self.shared.sleeper;
+            let lane = &local.replies[w];
+            slept |= if local.on_cell {
+                sleeper.wait_on_cell(spin(), lane)
+            } else {
+                sleeper.wait(&self.pool.barrier, spin(), || lane.is_ready())
+            };
+        }
+    }
+
     /// One request, one response. A request refused at the gate is dropped
     /// after our state is released, so its `Drop` may call the pool.
-    pub(crate) fn call(&self, w: usize, msg: Message<P>) -> Result<Outcome<P>, Error> {
+    pub(crate) fn call(&self, w: usize, mut msg: Message<P>) -> Result<Outcome<P>, Error> {
         let mut local = self.local.borrow_mut();
-        let idx = local.alloc(&self.shared);
-        let mut env = Envelope { msg, slot: local.slab.arm(idx) };
+        let spin = self.spin(Some(w));
+        local.choose_sleep(spin, &self.shared.sleeper);
         // A full ring is waited for outside the gate: a worker stuck in user
         // code must not keep us inside it, or shutdown would wait on us.
         let mut backoff = Backoff::new();
         loop {
+            if !local.room(w) {
+                // Our own earlier requests (a batch this thread is driving)
+                // fill the lane: its worker is answering them.
+                backoff.wait();
+                continue;
+            }
             if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
-                local.release_unsent(idx);
                 drop(local);
-                drop(env);
+                drop(msg);
                 return Err(e);
             }
-            let pushed = local.producers[w].push(env);
+            let pushed = local.producers[w].push(msg);
             self.pool.gate.leave(&self.shared.presence);
             match pushed {
                 Ok(()) => break,
                 Err(back) => {
-                    env = back;
-                    self.notify(w);
+                    // Cannot happen while `room` holds (the request ring is
+                    // no fuller than the list of pending replies); waited
+                    // out like a full ring all the same.
+                    msg = back;
                     backoff.wait();
                 }
             }
         }
-        self.notify(w);
-        let (outcome, parked) = local.slab.get(idx).wait(self.spin(Some(w)));
-        local.free.push(idx);
+        let idx = local.alloc();
+        local.sent(w, idx);
+        self.announce(w);
+        let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin);
         drop(local);
-        self.after_wait(parked);
+        self.after_wait(slept);
         Ok(outcome)
     }
 }
 
 /// Turns an outcome into the typed response of `R`.
 pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -> Result<R::Response, Error> {
-    outcome.and_then(|reply| R::from_reply(reply).ok_or(Error::UnexpectedResponse { id }))
+    match outcome {
+        Ok(reply) => R::from_reply(reply).ok_or(Error::UnexpectedResponse { id }),
+        Err(e) => Err(*e),
+    }
 }

@@ -85,6 +85,18 @@ impl Spinner {
         true
     }
 
+    /// When the spin first read the clock, if it has (it does so every
+    /// `CLOCK_EVERY` spins, not at the start).
+    #[cfg(not(shardpool_loom))]
+    #[inline]
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.start
+    }
+
+    /// Nothing under loom, which has no clock.
+    #[cfg(shardpool_loom)]
+    pub(crate) fn started(&self) {}
+
     /// Under loom a spin is one `yield_now`, and the budget is one spin.
     #[cfg(shardpool_loom)]
     pub(crate) fn spin(&mut self) -> bool {

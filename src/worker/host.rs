@@ -2,15 +2,16 @@
 //! item, and the `catch_unwind` around every piece of user code and the drop
 //! of every user value (`mod.rs` moves the messages; this runs them).
 
-use super::Lane;
 use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
+use crate::reply::ReplyWriter;
 use crate::shared::{PanicHandler, PanicReport};
 use crate::stats::WorkerCounters;
-use crate::sync::atomic::bump;
-use crate::sync::Arc;
+use crate::sync::atomic::{bump, Ordering};
+use crate::sync::barrier::Barrier;
+use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{CallerShared, Envelope, Outcome};
+use crate::wire::{CallerShared, Outcome};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -34,23 +35,38 @@ pub(super) struct Core<P: PoolItem> {
 }
 
 impl<P: PoolItem> Core<P> {
-    /// Handles one request and publishes its outcome into the caller's slot.
-    /// The statistics a caller may read once it has the reply are updated
-    /// before the reply is published.
-    pub(super) fn process(&mut self, env: Envelope<P>, caller: &CallerShared<P>, counters: &WorkerCounters) {
-        let Envelope { msg, slot } = env;
-        let outcome = self.handle(msg, counters);
+    /// Handles one request and pushes its outcome onto the lane's reply
+    /// ring, then wakes the caller if it sleeps (`reply.rs`). The statistics
+    /// a caller may read once it has the reply are updated before the reply
+    /// is published.
+    pub(super) fn process(
+        &mut self,
+        msg: Message<P>,
+        replies: &mut ReplyWriter<Outcome<P>>,
+        caller: &CallerShared,
+        counters: &WorkerCounters,
+        barrier: &Barrier,
+    ) {
+        let mut outcome = self.handle(msg, counters).map_err(Box::new);
         bump(&counters.requests, 1);
-        // SAFETY: the slot's memory is owned by `caller`, which we hold an
-        // `Arc` to for the whole call, and `slot` is the reference its arming
-        // made (requests carry the only one).
-        if let Err(stale) = unsafe { slot.publish(outcome, &caller.thread) } {
-            // A reply for an old use of the slot: nobody may read it.
-            self.drop_user(stale, None, "dropping a stale reply");
+        // The caller never has more requests pending on a lane than its
+        // reply ring holds (`Local::room`), so the push finds room. Were it
+        // ever full, the worker waits for the caller to take a reply, or
+        // drops the reply if the caller has gone.
+        let mut backoff = Backoff::new();
+        while let Err(back) = caller.sleeper.publish_to(replies, outcome, barrier) {
+            debug_assert!(false, "a full reply ring");
+            // Acquire: pairs with the caller's Release store of `retired`.
+            if caller.retired.load(Ordering::Acquire) {
+                self.drop_user(back, None, "dropping a reply its caller never took");
+                return;
+            }
+            outcome = back;
+            backoff.wait();
         }
     }
 
-    pub(super) fn handle(&mut self, msg: Message<P>, counters: &WorkerCounters) -> Outcome<P> {
+    pub(super) fn handle(&mut self, msg: Message<P>, counters: &WorkerCounters) -> Result<Reply<P>, Error> {
         span!(TRACE, "process", worker = self.index, id = msg.id());
         match msg {
             Message::Call { id, request } => {
@@ -161,19 +177,6 @@ impl<P: PoolItem> Core<P> {
 
     pub(super) fn drop_user<T>(&self, value: T, id: Option<u64>, what: &str) {
         drop_user(&self.panic_handler, self.index, value, id, what);
-    }
-
-    /// Lets go of a lane (its ring is empty). If we were the last owner of
-    /// the caller's shared state, the replies it never took (user values)
-    /// are dropped here, one at a time.
-    pub(super) fn release(&self, lane: Lane<P>) {
-        let Lane { caller, consumer } = lane;
-        drop(consumer);
-        if let Ok(mut caller) = Arc::try_unwrap(caller) {
-            caller.take_leftovers(|reply| {
-                self.drop_user(reply, None, "dropping a reply its caller never took")
-            });
-        }
     }
 }
 

@@ -4,7 +4,9 @@
 //!
 //! # The loop
 //!
-//! 1. Take the doorbell's bits (plus lanes left over from the last pass).
+//! 1. Take the doorbell's bits (plus lanes left over from the last pass);
+//!    in a pool with lazy announcements (`doorbell.rs`), add every lane
+//!    whose ring holds requests.
 //! 2. CONTROL: accept new callers; if shutdown has sealed the gate (not
 //!    merely closed it: see `src/gate/README.md`), go to shutdown.
 //!    A new lane is served in the same pass (a request may have been
@@ -12,13 +14,15 @@
 //!    too, so this only saves a round of the loop).
 //! 3. For each hinted lane, round-robin from the one after the last served:
 //!    drain up to `max_batch` requests in one chunk, process them and
-//!    publish each reply. A lane still non-empty is carried to the next pass, so one busy
-//!    caller gets at most `max_batch` per pass and cannot starve the others.
-//! 4. With nothing to do: spin (bounded, yielding), then sleep on the
-//!    doorbell (see `doorbell.rs` for why no wake-up is lost). In a pool
-//!    with lazy announcements, announcing the sleep is followed by the heavy
-//!    barrier and a poll of every ring; work found there cancels the sleep.
-//!    A busy worker also scans every lane each `SCAN_EVERY` passes.
+//!    publish each reply into the lane's reply cells (`reply.rs`), waking
+//!    the caller if it sleeps. A lane still non-empty is carried to the
+//!    next pass, so one busy caller gets at most `max_batch` per pass and
+//!    cannot starve the others.
+//! 4. With nothing to do: spin (bounded, yielding; with lazy announcements,
+//!    looking at every ring on every spin), then sleep on the doorbell (see
+//!    `doorbell.rs` for why no wake-up is lost). In a pool with lazy
+//!    announcements, announcing the sleep is followed by the heavy barrier
+//!    and a poll of every ring; work found there cancels the sleep.
 //!
 //! Taking the hint bits (a `swap`) comes *before* the drain: a caller that
 //! pushes after our drain looked at its ring sets its bit again, and a
@@ -31,23 +35,31 @@
 //! a panic costs at most the request and the item, never the worker, and
 //! each one reaches the panic handler.
 
-use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK, SCAN_EVERY};
+use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
 use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
+use crate::item::Message;
 use crate::item::{PoolItem, Processing};
+use crate::reply::ReplyWriter;
 use crate::shared::Shared;
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::event;
-use crate::wire::{CallerShared, Envelope, Registration};
+use crate::wire::{CallerShared, Outcome, Registration};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 mod host;
 pub(crate) use host::report;
 use host::{drop_user, Core, Items};
+
+/// When a spin first read the clock (`Spinner::started`).
+#[cfg(not(shardpool_loom))]
+type Started = Option<std::time::Instant>;
+#[cfg(shardpool_loom)]
+type Started = ();
 
 /// The set bits of `hints`, in round-robin order from bit `next`: those at
 /// and above it, ascending, then those below.
@@ -71,10 +83,11 @@ fn next_start(hints: u64, next: u32) -> u32 {
     round_robin(hints, next).next().map_or(next, |b| (b as u32 + 1) % LANE_BITS)
 }
 
-/// One caller's ring, as its worker sees it.
+/// One caller's rings, as its worker sees them.
 struct Lane<P: PoolItem> {
-    caller: Arc<CallerShared<P>>,
-    consumer: Consumer<Envelope<P>>,
+    caller: Arc<CallerShared>,
+    requests: Consumer<Message<P>>,
+    replies: ReplyWriter<Outcome<P>>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -85,15 +98,12 @@ pub(crate) struct Worker<P: PoolItem> {
     lanes: usize,
     /// Hint bits of lanes left non-empty by the last pass.
     carry: u64,
-    /// Busy passes since the last scan of every lane.
-    passes: u32,
+    /// Hint bits of the buckets that hold a lane.
+    occupied: u64,
     /// The `queued` hint last published.
     queued: usize,
     /// The hint bit the next busy pass starts from (round-robin).
     next_bit: u32,
-    /// When every lane was last scanned while busy.
-    #[cfg(not(shardpool_loom))]
-    last_scan: std::time::Instant,
     /// The gaps between going idle and the next request (`idle.rs`);
     /// nothing is learned under loom, which has no clock.
     gaps: Gaps,
@@ -108,11 +118,9 @@ impl<P: PoolItem> Worker<P> {
             buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
             lanes: 0,
             carry: 0,
-            passes: 0,
+            occupied: 0,
             queued: 0,
             next_bit: 0,
-            #[cfg(not(shardpool_loom))]
-            last_scan: std::time::Instant::now(),
             gaps: Gaps::default(),
         }
     }
@@ -142,19 +150,10 @@ impl<P: PoolItem> Worker<P> {
                 self.idle();
                 continue;
             }
-            // Busy: now and then look at every lane, not only the hinted
-            // ones, for lazily announced pushes (`doorbell.rs`): every
-            // `SCAN_EVERY` passes, or sooner if the passes are long.
-            self.passes += 1;
-            // The clock is read every eighth pass only: a read costs about 6%
-            // of the batch rate when read every pass.
-            if self.passes >= SCAN_EVERY || (self.passes % 8 == 0 && self.scan_due()) {
-                self.passes = 0;
-                #[cfg(not(shardpool_loom))]
-                {
-                    self.last_scan = std::time::Instant::now();
-                }
-                hints |= self.occupied();
+            // Pushes announced lazily ring nobody (`doorbell.rs`): look at
+            // every lane's ring, not only the hinted ones, on every pass.
+            if self.pool.barrier.lazy_announcements() {
+                hints |= self.lanes_with_work();
             }
             // Round-robin: start from the lane after the first one served
             // last pass (the bits at and above `next_bit` first, then those
@@ -187,9 +186,10 @@ impl<P: PoolItem> Worker<P> {
         let new = std::mem::take(
             &mut *self.pool.workers[self.core.index].registrations.lock().unwrap_or_else(|e| e.into_inner()),
         );
-        for Registration { caller, consumer } in new {
+        for Registration { caller, requests, replies } in new {
             let b = (caller.lane % LANE_BITS) as usize;
-            self.buckets[b].push(Lane { caller, consumer });
+            self.buckets[b].push(Lane { caller, requests, replies });
+            self.occupied |= 1 << b;
             self.lanes += 1;
             // A request may have been pushed before we adopted the lane.
             self.carry |= 1 << b;
@@ -211,27 +211,31 @@ impl<P: PoolItem> Worker<P> {
     fn serve_bucket(&mut self, b: usize, max: usize) -> (bool, usize) {
         let w = self.core.index;
         let counters = &self.pool.workers[w].counters;
+        let barrier = &self.pool.barrier;
         let mut more = false;
         let mut busy = 0;
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
             let caller = &lane.caller;
+            let replies = &mut lane.replies;
             let core = &mut self.core;
-            let n = lane.consumer.drain(max, |env| core.process(env, caller, counters));
+            let n = lane.requests.drain(max, |msg| core.process(msg, replies, caller, counters, barrier));
             if n > 0 {
                 bump(&counters.batches, 1);
                 busy += 1;
             }
-            if !lane.consumer.is_empty() {
+            if !lane.requests.is_empty() {
                 more = true;
-            } else if lane.caller.retired.load(Ordering::Acquire) && lane.consumer.is_empty() {
+            } else if lane.caller.retired.load(Ordering::Acquire) && lane.requests.is_empty() {
                 // Acquire: pairs with the Release store of `retired`; every
                 // push the caller made is visible, and the ring is empty.
-                let gone = self.buckets[b].swap_remove(i);
+                drop(self.buckets[b].swap_remove(i));
                 self.lanes -= 1;
+                if self.buckets[b].is_empty() {
+                    self.occupied &= !(1 << b);
+                }
                 WorkerCounters::set(&counters.callers, self.lanes as u64);
-                self.core.release(gone);
                 continue;
             }
             i += 1;
@@ -249,30 +253,44 @@ impl<P: PoolItem> Worker<P> {
             while !self.spin_for(Duration::MAX) {}
             return;
         }
-        // The clock is read only where the gaps are learned.
+        // The gaps are learned by the adaptive policy only, and without a
+        // look at the clock when the first spin finds work quickly: two
+        // clock reads cost about 8% of a round trip (`cargo bench --bench
+        // round_trip`, 240 -> 224 ns without them, builds alternated).
         #[cfg(not(shardpool_loom))]
-        let since = matches!(policy, Idle::Adaptive { .. }).then(std::time::Instant::now);
+        let adaptive = matches!(policy, Idle::Adaptive { .. });
+        let (found, _started) = self.spin_timed(spin);
+        if found {
+            // The spinner reads the clock only after a few dozen spins: a
+            // gap shorter than that is learned as none.
+            #[cfg(not(shardpool_loom))]
+            if adaptive {
+                self.gaps.record(_started.map_or(Duration::ZERO, |t| t.elapsed()));
+            }
+            return;
+        }
+        // The spin ran out, so it read the clock (unless it had no budget).
+        #[cfg(not(shardpool_loom))]
+        let since = adaptive.then(|| _started.unwrap_or_else(std::time::Instant::now));
         // Whether work or a ring ended the wait does not matter here: the
         // loop looks at the doorbell and `carry` next either way.
-        let _woken = self.spin_for(spin) || {
-            match self.gaps.plan(policy, spin) {
-                Plan::Park => self.sleep(None),
-                // Only an adaptive policy (which read the clock) plans more.
-                #[cfg(not(shardpool_loom))]
-                Plan::SpinUntil(end) => {
-                    let since = since.expect("an adaptive plan");
-                    self.spin_for(end.saturating_sub(since.elapsed())) || self.sleep(None)
-                }
-                #[cfg(not(shardpool_loom))]
-                Plan::WakeAt { wake, end } => {
-                    let since = since.expect("an adaptive plan");
-                    self.sleep(Some(since + wake))
-                        || self.spin_for(end.saturating_sub(since.elapsed()))
-                        || self.sleep(None)
-                }
-                #[cfg(shardpool_loom)]
-                _ => unreachable!("no clock under loom"),
+        let _woken = match self.gaps.plan(policy, spin) {
+            Plan::Park => self.sleep(None),
+            // Only an adaptive policy (which read the clock) plans more.
+            #[cfg(not(shardpool_loom))]
+            Plan::SpinUntil(end) => {
+                let since = since.expect("an adaptive plan");
+                self.spin_for(end.saturating_sub(since.elapsed())) || self.sleep(None)
             }
+            #[cfg(not(shardpool_loom))]
+            Plan::WakeAt { wake, end } => {
+                let since = since.expect("an adaptive plan");
+                self.sleep(Some(since + wake))
+                    || self.spin_for(end.saturating_sub(since.elapsed()))
+                    || self.sleep(None)
+            }
+            #[cfg(shardpool_loom)]
+            _ => unreachable!("no clock under loom"),
         };
         // Whatever ended the wait (work, a ring, shutdown), that was the gap.
         #[cfg(not(shardpool_loom))]
@@ -284,39 +302,39 @@ impl<P: PoolItem> Worker<P> {
     /// Spins up to `budget`, looking for work. Returns whether it found
     /// some (a ring, or a lazily announced push, now in `carry`).
     fn spin_for(&mut self, budget: Duration) -> bool {
+        self.spin_timed(budget).0
+    }
+
+    /// [`spin_for`](Self::spin_for), also returning when the spin first
+    /// read the clock (`None` if it never did: it ended within a few dozen
+    /// spins). Nothing under loom, which has no clock.
+    fn spin_timed(&mut self, budget: Duration) -> (bool, Started) {
         let doorbell = &self.pool.workers[self.core.index].doorbell;
         // Yield often: a caller may share this core, and must not wait for
         // the end of our spin to get it.
         let mut spinner = Spinner::new(Spin { budget, yield_every: 64 });
-        let mut spins = 0u32;
+        let lazy = self.pool.barrier.lazy_announcements();
         while spinner.spin() {
             if doorbell.pending() {
-                return true;
+                return (true, spinner.started());
             }
-            // Lazily announced pushes become visible without any barrier;
-            // look for them now and then rather than only before parking
-            // (a long `worker_spin` would otherwise strand them).
-            // NB: not often: a worker that polls the rings while a caller
-            // is still pushing its burst drains it a few requests at a time,
-            // chasing the caller through the ring's cache lines (`perf`
-            // put 96% of `Responses::push` on its store into the ring).
-            // `cargo bench --bench batch -- "(shardpool|rtrb_pair)/1w/1024"`,
-            // builds alternated in one run while the VM was in its slow
-            // phase (rtrb pair ~33 M/s): polling every 64 spins 4.5 M/s,
-            // every 1024 spins 6.3-6.5, commit 5a21a90 (before lazy
-            // announcements) 6.9-7.1. In the fast phase (rtrb pair ~135 M/s)
-            // the two spacings measured alike (15.6-16.0 M/s; 5a21a90
-            // 19.2-19.4).
-            spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            // Lazily announced pushes ring nobody: look at every ring, on
+            // every spin, as the caller of a single call is waiting. (A
+            // batch pushes while the worker looks, and the worker may then
+            // take its requests a few at a time; that costs the batch rate
+            // less than the doorbell's locked instruction per call costs a
+            // round trip: `cargo bench --bench round_trip --bench batch`,
+            // builds alternated, fast phase: round trip 233 -> 212 ns,
+            // 1024-request batch 18.4-19.3 -> 17.8-18.3 M/s.)
+            if lazy {
                 let found = self.lanes_with_work();
                 if found != 0 {
                     self.carry |= found;
-                    return true;
+                    return (true, spinner.started());
                 }
             }
         }
-        false
+        (false, spinner.started())
     }
 
     /// Announces a sleep and parks: until rung, or (`until`) until then at
@@ -370,22 +388,15 @@ impl<P: PoolItem> Worker<P> {
         }
     }
 
-    /// Whether `SCAN_AFTER` has passed since the last full scan. Read after
-    /// a pass's replies are out. Under loom only the pass count applies.
-    #[inline]
-    fn scan_due(&self) -> bool {
-        #[cfg(not(shardpool_loom))]
-        return self.last_scan.elapsed() >= crate::doorbell::SCAN_AFTER;
-        #[cfg(shardpool_loom)]
-        false
-    }
-
     /// Hint bits of the lanes whose rings hold requests (Acquire loads of
     /// the rings' write positions: the pushes are visible).
     fn lanes_with_work(&self) -> u64 {
         let mut found = 0;
-        for (b, lanes) in self.buckets.iter().enumerate() {
-            if lanes.iter().any(|l| !l.consumer.is_empty()) {
+        let mut bits = self.occupied;
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.buckets[b].iter().any(|l| !l.requests.is_empty()) {
                 found |= 1 << b;
             }
         }
@@ -394,13 +405,7 @@ impl<P: PoolItem> Worker<P> {
 
     /// Hint bits of every bucket that has a lane.
     fn occupied(&self) -> u64 {
-        let mut bits = 0;
-        for (b, lanes) in self.buckets.iter().enumerate() {
-            if !lanes.is_empty() {
-                bits |= 1 << b;
-            }
-        }
-        bits
+        self.occupied
     }
 
     /// The gate is sealed: answer everything already sent, wait for callers
@@ -435,9 +440,9 @@ impl<P: PoolItem> Worker<P> {
             core.drop_user(item, Some(id), "dropping the item at shutdown");
         }
         WorkerCounters::set(&self.counters().items, 0);
-        for lane in std::mem::take(&mut self.buckets).into_iter().flatten() {
-            self.core.release(lane);
-        }
+        // Every request ring is empty; a caller still there keeps its end of
+        // the reply lane and takes the replies left on it.
+        drop(std::mem::take(&mut self.buckets));
         self.lanes = 0;
         WorkerCounters::set(&self.counters().callers, 0);
     }
