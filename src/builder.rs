@@ -488,8 +488,8 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             return out("workers", n, Self::MAX_WORKERS);
         }
         // A lane is a request ring and a reply ring of the same capacity.
-        let lane =
-            std::mem::size_of::<crate::item::Message<P>>() + std::mem::size_of::<crate::wire::Outcome<P>>();
+        let lane = std::mem::size_of::<crate::item::Message<P>>()
+            + crate::reply::cell_size::<crate::wire::Outcome<P>>();
         let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / lane.max(1));
         if self.ring_capacity > max_ring {
             return out("ring_capacity", self.ring_capacity, max_ring);

@@ -132,6 +132,11 @@ use crate::sync::{Arc, CachePadded, Spin, Spinner, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// The bytes a lane's reply cell takes for values of type `T`.
+pub(crate) fn cell_size<T>() -> usize {
+    std::mem::size_of::<Cell<T>>()
+}
+
 /// One reply cell: its sequence word and its value, side by side (not
 /// padded: small replies share cache lines).
 struct Cell<T> {
@@ -281,7 +286,12 @@ impl<T> ReplyReader<T> {
     fn mark_waited(&self) -> bool {
         let cell = self.cell();
         let (free, waited) = (seq(self.next, FREE), seq(self.next, WAITED));
-        // Relaxed on success: the worker learns only that it must unpark us.
+        // Relaxed on success: the worker learns only that it must unpark us,
+        // and our read of the cell's last value is still ordered before its
+        // write: this read-modify-write continues the release sequence of
+        // `take`'s Release store of FREE, so the worker's Acquire load of
+        // WAITED in `publish` synchronizes with that store. (A plain store
+        // of WAITED would break both that and the race with the swap.)
         // Acquire on failure: the reply is there and we are about to read
         // it. Failing on WAITED (marked by an earlier wait that was woken
         // by something else) is a success too.
@@ -372,7 +382,7 @@ impl Sleeper {
     pub(crate) fn after_publish(&self, barrier: &Barrier) {
         barrier.light();
         // Relaxed: what the caller needs (the reply) was published by the
-        // push's Release; the barriers order this load against S.
+        // publish's Release store; the barriers order this load against S.
         if self.sleeping.load(Ordering::Relaxed) {
             self.wake();
         }
@@ -410,7 +420,7 @@ impl Sleeper {
 
     /// Caller, announcing its sleep: waits until `ready()` holds, spinning
     /// as `spin` says, then sleeping. `ready` must look at what the workers publish before they
-    /// call [`after_publish`](Self::after_publish) (the reply ring), with an
+    /// call [`after_publish`](Self::after_publish) (the reply cell), with an
     /// Acquire load. Returns whether the spin ran out.
     #[inline]
     pub(crate) fn wait(&self, barrier: &Barrier, spin: Spin, mut ready: impl FnMut() -> bool) -> bool {
@@ -435,7 +445,7 @@ impl Sleeper {
             // H.
             if barrier.heavy().is_err() {
                 // Without the barrier a reply could be slept through: poll.
-                self.sleeping.store(false, Ordering::Relaxed);
+                self.sleeping.swap(false, Ordering::Relaxed);
                 #[cfg(not(shardpool_loom))]
                 std::thread::sleep(std::time::Duration::from_millis(1));
                 if ready() {

@@ -11,10 +11,9 @@ use loom_tests::{check, Preemptions};
 use shardpool::{AddRequest, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool};
 use std::time::Duration;
 
-/// A caller spin that makes callers announce their pushes lazily and their
-/// sleeps with the heavy barrier (a short one makes them sleep on their
-/// reply cells and ring every push, `Local::choose_sleep`). Under loom any
-/// non-zero spin is one yield.
+/// A caller spin long enough that callers announce their sleeps behind the
+/// heavy barrier (a short one makes them sleep on their reply cells,
+/// `Local::choose_sleep`). Under loom any non-zero spin is one yield.
 const ANNOUNCING: Duration = Duration::from_millis(1);
 
 /// An item that raises a flag when it is called.
@@ -63,9 +62,7 @@ fn a_lazily_announced_push_is_found_while_the_iterator_blocks() {
         let pool = ThreadPool::<Flag>::builder()
             .workers(1)
             .ring_capacity(2)
-            // A spin long enough that the caller announces lazily (one that
-            // expects to park at once sleeps on its cells and rings every
-            // push: `src/reply.rs`); under loom it is one yield.
+            // Callers that announce their sleep (`ANNOUNCING`).
             .caller_spin(ANNOUNCING)
             .worker_spin(Duration::ZERO)
             .pinning(Pinning::Off)
@@ -97,6 +94,21 @@ fn a_lazily_announced_push_is_found_while_the_iterator_blocks() {
 fn lazily_announced_calls_racing_the_workers_sleep_are_answered() {
     check(Preemptions::Env, || {
         let pool = loom_tests::builder(1, 2).caller_spin(ANNOUNCING).membarrier(true).build().unwrap();
+        for id in 1..=2 {
+            assert_eq!(pool.send_and_receive_once(AddRequest::new(id, ())).unwrap().id, id);
+        }
+        drop(pool);
+    });
+}
+
+/// The same two calls from a caller with no spin, which sleeps on its reply
+/// cells (`src/reply.rs`) while its pushes are still announced lazily: the
+/// worker's look at its rings (or its poll after the heavy barrier) finds
+/// each push, and its swap into the cell wakes the parked caller.
+#[test]
+fn lazily_announced_calls_from_a_caller_sleeping_on_its_cells_are_answered() {
+    check(Preemptions::Env, || {
+        let pool = loom_tests::builder(1, 2).membarrier(true).build().unwrap();
         for id in 1..=2 {
             assert_eq!(pool.send_and_receive_once(AddRequest::new(id, ())).unwrap().id, id);
         }

@@ -229,13 +229,14 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 let idx = local.alloc();
                 local.sent(worker, idx);
                 self.list.link(&mut local.links, idx, id, worker);
-                // Announced before control goes back to user code: rung, or
-                // lazily, to be rung with the burst.
+                // Announced before control goes back to user code.
                 handle.announce(worker);
                 true
             }
             Err(msg) => {
-                // Cannot happen while `room` holds; kept like a full lane.
+                // The ring's cells are freed a chunk at a time, after the
+                // worker processed it (`CallerHandle::call`): kept like a
+                // request for a full lane.
                 self.stalled = Some(Stalled { worker, msg, id });
                 false
             }
@@ -328,16 +329,20 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
     fn drop(&mut self) {
         // Every request taken from the iterator is delivered: a stalled one
         // is pushed once its ring has room (the worker is draining it).
+        // A refused one (the pool shut down) is dropped by `push`: user code,
+        // whose panic must not stop us from taking the rest.
+        let mut first_panic = None;
         let mut backoff = Backoff::new();
         while let Some(s) = self.stalled.take() {
-            if !self.push(s) {
-                backoff.wait();
+            match catch_unwind(AssertUnwindSafe(|| self.push(s))) {
+                Ok(true) => {}
+                Ok(false) => backoff.wait(),
+                Err(payload) => first_panic = Some(payload),
             }
         }
         // Responses are user values: a `Drop` that panics must not stop us
-        // from taking the rest (they would be left to a worker or to this
-        // thread's exit). The first panic is raised again once all are in.
-        let mut first_panic = None;
+        // from taking the rest (they would be left to this thread's exit).
+        // The first panic is raised again once all are in.
         while self.list.head != NIL {
             let idx = self.list.head;
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };

@@ -3,18 +3,19 @@
 //! the workers see too are in `wire.rs`.
 //!
 //! The first time a thread calls into a pool it builds a [`CallerHandle`]:
-//! one SPSC ring to each worker, a slab of response slots, and a lane id that
-//! names it in the workers' doorbells. The worker ends of the rings travel to
-//! the workers through their registration queues (a mutex, touched once per
-//! caller thread and pool). The handle lives in a thread-local; when the
-//! thread exits the handle retires: it marks itself retired and rings every
-//! worker, which drop the lane once its ring is empty. The slots' memory is
-//! shared with the workers and freed by whichever side lets go last.
+//! a lane to each worker (a request ring and its reply cells, `reply.rs`),
+//! its table of requests in flight, and a lane id that names it in the
+//! workers' doorbells. The worker ends of the lanes travel to the workers
+//! through their registration queues (a mutex, touched once per caller
+//! thread and pool). The handle lives in a thread-local; when the thread
+//! exits the handle retires: it marks itself retired and rings every
+//! worker, which drop the lane once its ring is empty. A lane's memory is
+//! freed by whichever side lets go last.
 //!
 //! # Pushes, announcements and user code
 //!
 //! A caller pushes only inside the shutdown gate (`src/gate/`), which never
-//! spans user code. Every push is announced (its lane's doorbell bit rung)
+//! spans user code. Every push is announced (rung, or lazily: `announce`)
 //! before control goes back to user code: the batch's request iterator,
 //! `into_message` and `placement` may panic or block, and the workers must
 //! not wait on them for requests already in the rings. User values (a
@@ -277,12 +278,20 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
 
 impl<P: PoolItem> Drop for CallerHandle<P> {
     fn drop(&mut self) {
-        // Nothing is in flight: every `Responses` holds an `Rc` on this
-        // handle (so none is left, or this would not run), and single calls
-        // take their reply before they return. Were anything left (a reply
-        // filed or on its way), the reply lane drops it, last, one value at
-        // a time (`reply.rs`).
-        debug_assert!(self.local.get_mut().pending.iter().all(VecDeque::is_empty));
+        // Normally nothing is in flight: every `Responses` holds an `Rc` on
+        // this handle, and single calls take their reply before they return.
+        // A `Responses` whose drop was cut short (a bug) may have left
+        // replies filed here: user values, each dropped on its own so that
+        // a panicking `Drop` costs only itself (this may be a thread-local
+        // destructor, where an unwinding panic aborts). Replies still on
+        // their way are dropped by the lane, last, the same way (`reply.rs`).
+        for outcome in self.local.get_mut().outcomes.iter_mut().filter_map(Option::take) {
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(outcome)))
+            {
+                drop(crate::error::take_panic_message(payload));
+            }
+        }
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
@@ -387,9 +396,10 @@ impl<P: PoolItem> CallerHandle<P> {
             match pushed {
                 Ok(()) => break,
                 Err(back) => {
-                    // Cannot happen while `room` holds (the request ring is
-                    // no fuller than the list of pending replies); waited
-                    // out like a full ring all the same.
+                    // The ring frees a chunk's cells only once the worker
+                    // has processed the whole chunk, after publishing the
+                    // replies that `room` counted: the worker is at work on
+                    // this lane, so wait for it (outside the gate).
                     msg = back;
                     backoff.wait();
                 }

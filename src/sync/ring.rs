@@ -137,10 +137,15 @@ mod imp {
             for i in head..head + n {
                 // SAFETY: `i` is in `[head, tail)`: initialized and ours.
                 let v = s.buf[i % s.buf.len()].with(|p| unsafe { (*p).assume_init_read() });
-                // Release: pairs with the producer's Acquire on `head`; the
-                // cell is free once this store is seen.
-                s.head.store(i + 1, Ordering::Release);
                 f(v);
+            }
+            // Release: pairs with the producer's Acquire on `head`; the
+            // cells are free once this store is seen. Once for the whole
+            // chunk, after every value was handled, as `rtrb`'s read chunk
+            // commits when it is dropped: a caller may have taken the
+            // replies of a chunk while its cells are still taken.
+            if n > 0 {
+                s.head.store(head + n, Ordering::Release);
             }
             n
         }

@@ -35,8 +35,8 @@ pub(super) struct Core<P: PoolItem> {
 }
 
 impl<P: PoolItem> Core<P> {
-    /// Handles one request and pushes its outcome onto the lane's reply
-    /// ring, then wakes the caller if it sleeps (`reply.rs`). The statistics
+    /// Handles one request and publishes its outcome into the lane's next
+    /// reply cell, waking the caller if it sleeps (`reply.rs`). The statistics
     /// a caller may read once it has the reply are updated before the reply
     /// is published.
     pub(super) fn process(
@@ -49,13 +49,13 @@ impl<P: PoolItem> Core<P> {
     ) {
         let mut outcome = self.handle(msg, counters).map_err(Box::new);
         bump(&counters.requests, 1);
-        // The caller never has more requests pending on a lane than its
-        // reply ring holds (`Local::room`), so the push finds room. Were it
-        // ever full, the worker waits for the caller to take a reply, or
-        // drops the reply if the caller has gone.
+        // The caller never has more requests pending on a lane than it has
+        // reply cells (`Local::room`), so the cell is free. Were it not (a
+        // broken count), the worker waits for the caller to take a reply,
+        // or drops the reply if the caller has gone.
         let mut backoff = Backoff::new();
         while let Err(back) = caller.sleeper.publish_to(replies, outcome, barrier) {
-            debug_assert!(false, "a full reply ring");
+            debug_assert!(false, "a reply cell not yet emptied");
             // Acquire: pairs with the caller's Release store of `retired`.
             if caller.retired.load(Ordering::Acquire) {
                 self.drop_user(back, None, "dropping a reply its caller never took");

@@ -6,7 +6,8 @@
 //!
 //! 1. Take the doorbell's bits (plus lanes left over from the last pass);
 //!    in a pool with lazy announcements (`doorbell.rs`), add every lane
-//!    whose ring holds requests.
+//!    whose ring holds requests (on a busy pass; an idle worker looks at
+//!    every ring before it spins, and on every spin).
 //! 2. CONTROL: accept new callers; if shutdown has sealed the gate (not
 //!    merely closed it: see `src/gate/README.md`), go to shutdown.
 //!    A new lane is served in the same pass (a request may have been
@@ -248,6 +249,16 @@ impl<P: PoolItem> Worker<P> {
     fn idle(&mut self) {
         let policy = self.pool.config.idle;
         let spin = self.pool.config.worker_spin;
+        // Lazily announced pushes ring nobody: look at the rings first, so
+        // that a worker with no spin does not go through a sleep (and its
+        // heavy barrier) to find one.
+        if self.pool.barrier.lazy_announcements() {
+            let found = self.lanes_with_work();
+            if found != 0 {
+                self.carry |= found;
+                return;
+            }
+        }
         if policy == Idle::Poll {
             // Spin until there is work, however long that takes.
             while !self.spin_for(Duration::MAX) {}
