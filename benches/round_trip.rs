@@ -54,6 +54,14 @@ fn round_trip(c: &mut Criterion) {
     {
         let pool = echo::echo_pool(1);
         g.bench_function("shardpool", |b| b.iter(|| black_box(echo::ping(&pool, black_box(7)))));
+        // A different item each call, as the perf harness's round trip does.
+        let mut id = 0u64;
+        g.bench_function("shardpool_each_item", |b| {
+            b.iter(|| {
+                id = (id + 1) % echo::ITEMS;
+                black_box(echo::ping(&pool, black_box(id)))
+            })
+        });
     }
     g.finish();
 }

@@ -440,6 +440,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Drops a user value whose owner has nobody to report a panic to (a
+/// thread-local destructor, the last owner of a reply lane): under
+/// `catch_unwind`, so that a panicking `Drop` costs only itself and cannot
+/// abort the process by panicking during another unwind.
+pub(crate) fn drop_quietly<T>(value: T) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value))) {
+        drop(take_panic_message(payload));
+    }
+}
+
 /// Turns a caught panic's payload into its message and drops the payload
 /// under `catch_unwind`: a payload's `Drop` is user code too. A panic from
 /// that drop is noted in the message, and its own payload is leaked rather

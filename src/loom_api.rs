@@ -83,17 +83,11 @@ impl Sleeper {
         self.sleeper.publish_to(&mut lane.0, value, &self.barrier)
     }
 
-    /// Caller, sleeping on its cells: waits for the next reply on `lane`,
-    /// spinning up to `spin` (one yield under loom if non-zero), then
-    /// parking on the cell. Returns whether the spin ran out.
-    pub fn wait_on_cell<T>(&self, spin: Duration, lane: &ReplyReader<T>) -> bool {
-        self.sleeper.wait_on_cell(crate::sync::Spin::alone(spin), &lane.0)
-    }
-
-    /// Caller: waits until `ready()`, spinning up to `spin` (one yield under
-    /// loom if non-zero), then sleeping. Returns whether the spin ran out.
-    pub fn wait(&self, spin: Duration, ready: impl FnMut() -> bool) -> bool {
-        self.sleeper.wait(&self.barrier, crate::sync::Spin::alone(spin), ready)
+    /// Caller: waits for the next reply on `lane`, spinning up to `spin`
+    /// (one yield under loom if non-zero), then sleeping as chosen with
+    /// [`set_on_cell`](Self::set_on_cell). Returns whether the spin ran out.
+    pub fn wait<T>(&self, spin: Duration, lane: &ReplyReader<T>) -> bool {
+        self.sleeper.wait(&self.barrier, crate::sync::Spin::alone(spin), &lane.0)
     }
 }
 

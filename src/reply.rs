@@ -62,9 +62,9 @@
 //! - **Announced**, for a caller that expects to spin through the wait
 //!   (the latency case): the worker publishes with a plain store, and the
 //!   caller that does run out of spin announces its sleep as below, paying
-//!   for a heavy barrier (`membarrier` takes about 4 µs on the 2-core VM
-//!   with the other core busy, measured with a C loop of 20,000 calls), so
-//!   that the worker pays no locked instruction per reply.
+//!   for a heavy barrier (`membarrier` interrupts every other core that
+//!   runs a thread of the process, microseconds on a VM), so that the
+//!   worker pays no locked instruction per reply.
 //!
 //! # The announced sleep
 //!
@@ -130,7 +130,6 @@ use crate::sync::barrier::Barrier;
 use crate::sync::thread::{self, Thread};
 use crate::sync::{Arc, CachePadded, Spin, Spinner, UnsafeCell};
 use std::mem::MaybeUninit;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The bytes a lane's reply cell takes for values of type `T`.
 pub(crate) fn cell_size<T>() -> usize {
@@ -167,10 +166,7 @@ impl<T> Drop for Cells<T> {
             if cell.seq.load(Ordering::Relaxed) & PHASE == FULL {
                 // SAFETY: a full sequence word marks a written value nobody
                 // took; `&mut self` means nobody else can reach it.
-                let value = cell.value.with(|p| unsafe { (*p).assume_init_read() });
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                    drop(crate::error::take_panic_message(payload));
-                }
+                crate::error::drop_quietly(cell.value.with(|p| unsafe { (*p).assume_init_read() }));
             }
         }
     }
@@ -198,7 +194,7 @@ const FREE: u32 = 0;
 /// A cell holding its reply.
 const FULL: u32 = 1;
 /// A cell free for its next reply, whose caller sleeps until it comes (a
-/// caller that waits by parking, `Parking::Cell`).
+/// caller that sleeps on its cells, `Sleeper::sleep_on_cell`).
 const WAITED: u32 = 2;
 const PHASE: u32 = 3;
 
@@ -281,7 +277,8 @@ impl<T> ReplyReader<T> {
     }
 
     /// Marks the next reply's cell as waited for (the caller is about to
-    /// park on it, `Parking::Cell`); `false` if the reply is already there.
+    /// park on it, `Sleeper::sleep_on_cell`); `false` if the reply is
+    /// already there.
     /// The worker then publishes it with a swap and unparks the caller.
     fn mark_waited(&self) -> bool {
         let cell = self.cell();
@@ -396,10 +393,11 @@ impl Sleeper {
         }
     }
 
-    /// Caller, sleeping on its cells: waits until the next reply on `lane`
-    /// has arrived, spinning as `spin` says, then marking the reply's cell
-    /// waited for and parking. Returns whether the spin ran out.
-    pub(crate) fn wait_on_cell<T>(&self, spin: Spin, lane: &ReplyReader<T>) -> bool {
+    /// Caller: waits until the next reply on `lane` has arrived, spinning
+    /// as `spin` says, then sleeping the way it chose (`set_on_cell`).
+    /// Returns whether the spin ran out.
+    #[inline]
+    pub(crate) fn wait<T>(&self, barrier: &Barrier, spin: Spin, lane: &ReplyReader<T>) -> bool {
         if lane.is_ready() {
             return false;
         }
@@ -409,35 +407,29 @@ impl Sleeper {
                 return false;
             }
         }
+        if self.on_cell() {
+            self.sleep_on_cell(lane);
+        } else {
+            self.sleep_announced(barrier, lane);
+        }
+        true
+    }
+
+    /// Marks the reply's cell waited for and parks until it is full.
+    #[cold]
+    fn sleep_on_cell<T>(&self, lane: &ReplyReader<T>) {
         if lane.mark_waited() {
             // Spurious wake-ups and tokens left by earlier wake-ups loop.
             while !lane.is_ready() {
                 thread::park();
             }
         }
-        true
     }
 
-    /// Caller, announcing its sleep: waits until `ready()` holds, spinning
-    /// as `spin` says, then sleeping. `ready` must look at what the workers publish before they
-    /// call [`after_publish`](Self::after_publish) (the reply cell), with an
-    /// Acquire load. Returns whether the spin ran out.
-    #[inline]
-    pub(crate) fn wait(&self, barrier: &Barrier, spin: Spin, mut ready: impl FnMut() -> bool) -> bool {
-        if ready() {
-            return false;
-        }
-        self.wait_slow(barrier, spin, &mut ready)
-    }
-
+    /// Announces the sleep (S H Q) and parks, until the reply is there.
     #[cold]
-    fn wait_slow(&self, barrier: &Barrier, spin: Spin, ready: &mut dyn FnMut() -> bool) -> bool {
-        let mut spinner = Spinner::new(spin);
-        while spinner.spin() {
-            if ready() {
-                return false;
-            }
-        }
+    fn sleep_announced<T>(&self, barrier: &Barrier, lane: &ReplyReader<T>) {
+        let ready = || lane.is_ready();
         loop {
             // S. Relaxed: the barrier that follows orders it. A swap rather
             // than a store: see the module docs.
@@ -449,7 +441,7 @@ impl Sleeper {
                 #[cfg(not(shardpool_loom))]
                 std::thread::sleep(std::time::Duration::from_millis(1));
                 if ready() {
-                    return true;
+                    return;
                 }
                 continue;
             }
@@ -467,7 +459,6 @@ impl Sleeper {
         // more, which leaves a token a later park absorbs. A swap rather
         // than a store: see the module docs.
         self.sleeping.swap(false, Ordering::Relaxed);
-        true
     }
 }
 
@@ -538,7 +529,7 @@ mod tests {
             waker.after_publish(&barrier);
         });
         // No spin: straight to sleep.
-        assert!(sleeper.wait(&barrier, Spin::NONE, || r.is_ready()));
+        assert!(sleeper.wait(&barrier, Spin::NONE, &r));
         let mut r = r;
         assert_eq!(r.take(), Some(5));
         worker.join().unwrap();
@@ -556,7 +547,7 @@ mod tests {
             assert!(waker.publish_to(&mut w, 6, &barrier).is_ok());
         });
         // No spin: straight to the mark and the park.
-        assert!(sleeper.wait_on_cell(Spin::NONE, &r));
+        assert!(sleeper.wait(&barrier, Spin::NONE, &r));
         assert_eq!(r.take(), Some(6));
         worker.join().unwrap();
     }

@@ -27,7 +27,7 @@ fn one_reply(spin: Duration) {
             assert!(writer.publish(7).is_ok(), "a free cell takes its reply");
             waker.after_publish();
         });
-        sleeper.wait(spin, || reader.is_ready());
+        sleeper.wait(spin, &reader);
         assert_eq!(reader.take(), Some(7));
         worker.join().unwrap();
     });
@@ -68,7 +68,7 @@ fn stray_wake_up_from_the_previous_reply_does_not_lose_the_next() {
             }
         });
         for v in [1, 2] {
-            sleeper.wait(Duration::ZERO, || reader.is_ready());
+            sleeper.wait(Duration::ZERO, &reader);
             assert_eq!(reader.take(), Some(v));
         }
         worker.join().unwrap();
@@ -120,7 +120,7 @@ fn on_cell(spin: Duration) {
             }
         });
         for v in [1, 2] {
-            sleeper.wait_on_cell(spin, &reader);
+            sleeper.wait(spin, &reader);
             assert_eq!(reader.take(), Some(v));
         }
         worker.join().unwrap();

@@ -212,8 +212,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             return false;
         }
         if let Err(e) = self.pool.gate.enter(&handle.shared.presence) {
-            let idx = local.alloc();
-            local.outcomes[idx as usize] = Some(Err(Box::new(e)));
+            let idx = local.answered(e);
             self.list.link(&mut local.links, idx, s.id, 0);
             // Counted as sent when it was taken: it was not.
             self.sent -= 1;
@@ -274,8 +273,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 }
                 Err(e) => {
                     let mut local = self.handle.local.borrow_mut();
-                    let idx = local.alloc();
-                    local.outcomes[idx as usize] = Some(Err(Box::new(e)));
+                    let idx = local.answered(e);
                     self.list.link(&mut local.links, idx, id, 0);
                     drop(local);
                     drop(msg);

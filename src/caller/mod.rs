@@ -67,9 +67,9 @@ const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0 };
 /// The caller's own state, touched by its thread only.
 ///
 /// A *slot* is a number for one request in flight; its outcome comes back
-/// on the reply ring of the worker it went to, in the order of that
-/// worker's `pending` list. The caller takes outcomes off a ring when it
-/// needs one; an outcome that belongs to another request (an earlier one
+/// in the reply cells of the lane to the worker it went to, in the order of
+/// that worker's `pending` list. The caller takes outcomes off a lane when
+/// it needs one; an outcome that belongs to another request (an earlier one
 /// of another batch on this thread) is parked in `outcomes` until its
 /// owner asks.
 struct Local<P: PoolItem> {
@@ -79,17 +79,15 @@ struct Local<P: PoolItem> {
     /// still on their way, oldest first. Never longer than the rings'
     /// capacity (`room`), so a worker always has room for a reply.
     pending: Vec<VecDeque<u32>>,
-    /// Per slot: an outcome taken off its ring before its owner asked.
+    /// Per slot: an outcome taken off its lane before its owner asked.
     outcomes: Vec<Option<Outcome<P>>>,
     links: Vec<Link>,
     free: Vec<u32>,
     /// The capacity of every ring of this caller.
     capacity: usize,
-    /// Requests sent and not yet answered, over all workers.
+    /// Requests sent and not yet answered, over all workers (the sum of
+    /// `pending`'s lengths, kept so that a call need not add them up).
     in_flight: usize,
-    /// How this caller sleeps (`reply.rs`, "Two ways to sleep"): its own
-    /// copy of `Sleeper::on_cell`.
-    on_cell: bool,
 }
 
 impl<P: PoolItem> Local<P> {
@@ -104,7 +102,7 @@ impl<P: PoolItem> Local<P> {
     }
 
     /// Whether worker `w` may be sent one more request: its reply will have
-    /// room. Takes whatever replies have arrived off its ring first.
+    /// room. Takes whatever replies have arrived off its lane first.
     fn room(&mut self, w: usize) -> bool {
         if self.pending[w].len() < self.capacity {
             return true;
@@ -160,14 +158,20 @@ impl<P: PoolItem> Local<P> {
     /// to go: on the reply cells if the caller expects to park soon (its
     /// spin is short), announcing it otherwise (`reply.rs`, "Two ways to
     /// sleep"). With requests in flight the choice stands.
-    fn choose_sleep(&mut self, spin: Spin, sleeper: &Sleeper) {
+    fn choose_sleep(&self, spin: Spin, sleeper: &Sleeper) {
         if self.in_flight == 0 {
             let on_cell = spin.budget < CELL_SLEEP_BELOW;
-            if on_cell != self.on_cell {
-                self.on_cell = on_cell;
+            if on_cell != sleeper.on_cell() {
                 sleeper.set_on_cell(on_cell);
             }
         }
+    }
+
+    /// A slot answered on the spot with `error` (its request never left).
+    fn answered(&mut self, error: Error) -> u32 {
+        let idx = self.alloc();
+        self.outcomes[idx as usize] = Some(Err(Box::new(error)));
+        idx
     }
 }
 
@@ -256,7 +260,6 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
             free: Vec::new(),
             capacity,
             in_flight: 0,
-            on_cell: false,
         }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
     });
@@ -285,13 +288,12 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
         // a panicking `Drop` costs only itself (this may be a thread-local
         // destructor, where an unwinding panic aborts). Replies still on
         // their way are dropped by the lane, last, the same way (`reply.rs`).
-        for outcome in self.local.get_mut().outcomes.iter_mut().filter_map(Option::take) {
-            if let Err(payload) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(outcome)))
-            {
-                drop(crate::error::take_panic_message(payload));
-            }
-        }
+        self.local
+            .get_mut()
+            .outcomes
+            .iter_mut()
+            .filter_map(Option::take)
+            .for_each(crate::error::drop_quietly);
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
@@ -360,13 +362,7 @@ impl<P: PoolItem> CallerHandle<P> {
             }
             // Only the next reply on the lane can arrive now (filed ones were
             // looked at): wait for it.
-            let sleeper = &self.shared.sleeper;
-            let lane = &local.replies[w];
-            slept |= if local.on_cell {
-                sleeper.wait_on_cell(spin(), lane)
-            } else {
-                sleeper.wait(&self.pool.barrier, spin(), || lane.is_ready())
-            };
+            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin(), &local.replies[w]);
         }
     }
 

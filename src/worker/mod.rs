@@ -376,7 +376,7 @@ impl<P: PoolItem> Worker<P> {
                     // park; poll every lane again after a pause.
                     #[cfg(not(shardpool_loom))]
                     std::thread::sleep(std::time::Duration::from_millis(1));
-                    self.occupied()
+                    self.occupied
                 }
             };
             if found != 0 {
@@ -421,11 +421,6 @@ impl<P: PoolItem> Worker<P> {
             }
         }
         found
-    }
-
-    /// Hint bits of every bucket that has a lane.
-    fn occupied(&self) -> u64 {
-        self.occupied
     }
 
     /// The gate is sealed: answer everything already sent, wait for callers
