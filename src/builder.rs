@@ -1,11 +1,12 @@
 //! Building a pool: worker count, pinning, rings, waiting, threads, handlers.
 
 use crate::cores::CoreClaim;
+use crate::error::Error;
 use crate::error::{take_panic_message, BuildError};
 use crate::idle::Idle;
 use crate::item::PoolItem;
 use crate::pool::ThreadPool;
-use crate::shared::{set_current_worker, Config, PanicHandler, PanicReport, Shared};
+use crate::shared::{set_current_worker, Config, ErrorHandler, PanicHandler, PanicReport, Shared};
 use crate::sync::affinity;
 use crate::sync::atomic::Ordering;
 use crate::sync::barrier::Barrier;
@@ -69,6 +70,7 @@ pub struct ThreadPoolBuilder<P: PoolItem> {
     start_handler: Option<Handler>,
     exit_handler: Option<Handler>,
     panic_handler: Option<PanicHandler>,
+    error_handler: Option<ErrorHandler>,
     membarrier: bool,
     shutdown_timeout: Duration,
     _item: PhantomData<fn() -> P>,
@@ -137,6 +139,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             start_handler: None,
             exit_handler: None,
             panic_handler: None,
+            error_handler: None,
             membarrier: true,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             _item: PhantomData,
@@ -474,6 +477,34 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
+    /// Is told the error of every request sent with
+    /// [`send`](crate::ThreadPool::send) (which has no reply to carry it)
+    /// that failed: an unknown id, a panicking item (also reported to the
+    /// [`panic_handler`](Self::panic_handler)), a failed constructor. It runs
+    /// on the worker; each such error is also counted in
+    /// [`WorkerStats::send_errors`](crate::WorkerStats::send_errors).
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, SumRequest};
+    /// use shardpool::{Error, ThreadPool};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let pool = ThreadPool::<Randoms>::builder()
+    ///     .workers(1)
+    ///     .error_handler(move |e| tx.lock().unwrap().send(e).unwrap())
+    ///     .build()?;
+    /// pool.send(SumRequest(3))?; // no item 3
+    /// assert_eq!(rx.recv()?, Error::UnknownId { id: 3 });
+    /// assert_eq!(pool.stats().workers[0].send_errors, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn error_handler(mut self, f: impl Fn(Error) + Send + Sync + 'static) -> Self {
+        self.error_handler = Some(std::sync::Arc::new(f));
+        self
+    }
+
     /// Checks every setting; the worker count, the core list and the ring
     /// capacity's limits.
     fn validate(&self, n: usize) -> Result<(), BuildError> {
@@ -539,6 +570,7 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
             idle: self.idle,
             cores: process_cores.len(),
             panic_handler: self.panic_handler.clone(),
+            error_handler: self.error_handler.clone(),
             shutdown_timeout: self.shutdown_timeout,
         };
         let shared = Arc::new(Shared::<P>::new(n, config, Barrier::new(self.membarrier), claim));

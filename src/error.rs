@@ -115,6 +115,26 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// A call with a deadline
+    /// ([`send_and_receive_once_timeout`](crate::ThreadPool::send_and_receive_once_timeout))
+    /// was not answered in time. The request may still be processed (it
+    /// may have been already): the item's state may show its effect. Its
+    /// response, when it comes, is dropped.
+    Timeout {
+        /// The item the request was addressed to.
+        id: u64,
+    },
+    /// The calling thread's ring to the item's worker was full, and a
+    /// try-form ([`try_send`](crate::ThreadPool::try_send),
+    /// [`try_send_and_receive_once`](crate::ThreadPool::try_send_and_receive_once))
+    /// does not wait for room. Nothing was sent; the try-forms hand the
+    /// request back in their [`TrySendError`].
+    Full {
+        /// The item the request was addressed to.
+        id: u64,
+        /// Its worker, by index.
+        worker: usize,
+    },
     /// Shutdown could not pass its process-wide memory barrier
     /// (`membarrier` kept failing, for example because a seccomp filter
     /// installed after the pool was built refuses it). Without it, stopping
@@ -162,6 +182,10 @@ impl fmt::Display for Error {
             Error::WorkerDied { worker, message } => {
                 write!(f, "worker {worker} died of a panic outside user code: {message}")
             }
+            Error::Timeout { id } => write!(f, "the request to item {id} was not answered in time"),
+            Error::Full { id, worker } => {
+                write!(f, "the ring to worker {worker} (item {id}) is full; nothing was sent")
+            }
             Error::BarrierFailed { errno } => write!(
                 f,
                 "shutdown could not pass its memory barrier (membarrier failed with errno {errno}); \
@@ -191,7 +215,9 @@ impl Error {
             | Error::Panicked { id, .. }
             | Error::SameWorker { id, .. }
             | Error::BadPlacement { id, .. }
-            | Error::UnexpectedResponse { id } => Some(id),
+            | Error::UnexpectedResponse { id }
+            | Error::Timeout { id }
+            | Error::Full { id, .. } => Some(id),
             Error::Shutdown
             | Error::ShutdownFromWorker
             | Error::ThreadExiting
@@ -199,6 +225,76 @@ impl Error {
             | Error::WorkerDied { .. }
             | Error::BarrierFailed { .. } => None,
         }
+    }
+}
+
+/// A request a try-form did not send, handed back with the reason.
+///
+/// `message` is the request as the pool routes it (what
+/// [`Request::into_message`](crate::Request::into_message) made of it),
+/// present whenever nothing was sent: the ring was full
+/// ([`Error::Full`]), the pool is shut down, the placement was bad. A
+/// [`Message`](crate::Message) is itself a request (its response is the
+/// item's [`Reply`](crate::Reply)), so it can be sent again as it is, and
+/// the typed response read back with the original request type's
+/// [`from_reply`](crate::Request::from_reply). `?` turns it into its
+/// [`Error`].
+///
+/// ```
+/// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
+/// use shardpool::{AddRequest, Error, Request, ThreadPool};
+///
+/// let pool = ThreadPool::<Randoms>::builder().workers(1).ring_capacity(1).build()?;
+/// pool.send_and_receive_once(AddRequest::new(1, RandomsInit { count: 3 }))?;
+/// // However full the ring was, nothing is lost:
+/// let sum = match pool.try_send_and_receive_once(SumRequest(1)) {
+///     Ok(sum) => sum,
+///     Err(refused) => {
+///         assert!(matches!(refused.error, Error::Full { id: 1, worker: 0 }));
+///         let reply = pool.send_and_receive_once(refused.message.unwrap())?;
+///         SumRequest::from_reply(reply).unwrap()
+///     }
+/// };
+/// assert_eq!(sum.id, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TrySendError<P: crate::PoolItem> {
+    /// Why it was not sent, or why it failed.
+    pub error: Error,
+    /// The request, if it was not sent.
+    pub message: Option<crate::Message<P>>,
+}
+
+impl<P: crate::PoolItem> fmt::Debug for TrySendError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrySendError")
+            .field("error", &self.error)
+            .field("message", &self.message.as_ref().map(|m| m.id()))
+            .finish()
+    }
+}
+
+impl<P: crate::PoolItem> fmt::Display for TrySendError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<P: crate::PoolItem> std::error::Error for TrySendError<P> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<P: crate::PoolItem> From<TrySendError<P>> for Error {
+    fn from(e: TrySendError<P>) -> Self {
+        e.error
+    }
+}
+
+impl<P: crate::PoolItem> From<Error> for TrySendError<P> {
+    fn from(error: Error) -> Self {
+        Self { error, message: None }
     }
 }
 

@@ -183,6 +183,45 @@ pub trait Request<P: PoolItem>: Send {
     fn from_reply(reply: Reply<P>) -> Option<Self::Response>;
 }
 
+/// A [`Message`] is a request too, answered with the item's [`Reply`]
+/// whole: this is how one batch carries requests of different types (turn
+/// each into its message), and how a request handed back by a try-form
+/// ([`TrySendError`](crate::TrySendError)) is sent again. Each typed
+/// response is read back with its request type's
+/// [`from_reply`](Request::from_reply).
+///
+/// ```
+/// use shardpool_samples::{MeanRequest, Randoms, RandomsInit, SumRequest};
+/// use shardpool::{AddRequest, Request, ThreadPool};
+///
+/// let pool = ThreadPool::<Randoms>::new(2)?;
+/// pool.send_and_receive_once(AddRequest::new(1, RandomsInit { count: 4 }))?;
+/// // One batch, three request types.
+/// let mixed = [
+///     SumRequest(1).into_message(),
+///     MeanRequest(1).into_message(),
+///     AddRequest::new(2, RandomsInit { count: 1 }).into_message(),
+/// ];
+/// let replies: Vec<_> = pool.send_and_receive(mixed)?.collect::<Result<_, _>>()?;
+/// let mut replies = replies.into_iter();
+/// let sum = SumRequest::from_reply(replies.next().unwrap()).unwrap();
+/// let mean = MeanRequest::from_reply(replies.next().unwrap()).unwrap();
+/// let added = <AddRequest<Randoms>>::from_reply(replies.next().unwrap()).unwrap();
+/// assert_eq!((sum.id, mean.id, added.id), (1, 1, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<P: PoolItem> Request<P> for Message<P> {
+    type Response = Reply<P>;
+
+    fn into_message(self) -> Message<P> {
+        self
+    }
+
+    fn from_reply(reply: Reply<P>) -> Option<Reply<P>> {
+        Some(reply)
+    }
+}
+
 /// Creates the item `id` from `init`. Answered with an [`AddResponse`], or
 /// with [`Error::DuplicateId`](crate::Error::DuplicateId) /
 /// [`Error::InitFailed`](crate::Error::InitFailed).

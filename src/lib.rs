@@ -61,6 +61,7 @@ pub mod porting;
 mod reply;
 mod sender;
 mod shared;
+mod slot;
 mod stats;
 mod sync;
 mod trace;
@@ -68,8 +69,8 @@ mod wire;
 mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
-pub use caller::Responses;
-pub use error::{BatchError, BuildError, Error, NewItemError};
+pub use caller::{AsyncResponse, Responses};
+pub use error::{BatchError, BuildError, Error, NewItemError, TrySendError};
 pub use id_provider::IdProvider;
 pub use idle::Idle;
 pub use item::{

@@ -87,7 +87,7 @@ impl Sleeper {
     /// (one yield under loom if non-zero), then sleeping as chosen with
     /// [`set_on_cell`](Self::set_on_cell). Returns whether the spin ran out.
     pub fn wait<T>(&self, spin: Duration, lane: &ReplyReader<T>) -> bool {
-        self.sleeper.wait(&self.barrier, crate::sync::Spin::alone(spin), &lane.0)
+        self.sleeper.wait(&self.barrier, crate::sync::Spin::alone(spin), &lane.0, None)
     }
 }
 
@@ -161,5 +161,82 @@ impl<T> Consumer<T> {
     /// Takes up to `max` values, handing each to `f`; returns how many.
     pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
         self.0.drain(max, f)
+    }
+}
+
+/// The owner of a slab of async reply slots (`slot::Owner`).
+pub struct SlotOwner<T>(crate::slot::Owner<T>);
+
+impl<T> SlotOwner<T> {
+    /// An empty slab.
+    pub fn new() -> Self {
+        Self(crate::slot::Owner::new())
+    }
+
+    /// A slot for one request, with its slab.
+    pub fn alloc(&mut self) -> SlotHandle<T> {
+        SlotHandle { slab: self.0.slab().clone(), slot: self.0.alloc() }
+    }
+
+    /// Takes every slot returned by the others back into the free list;
+    /// returns the addresses taken.
+    pub fn reclaim(&mut self) -> Vec<usize> {
+        self.0.reclaim_all().into_iter().map(|s| s.addr()).collect()
+    }
+}
+
+impl<T> Default for SlotOwner<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A slot and its slab, as a request names it and a future holds it.
+pub struct SlotHandle<T> {
+    slab: crate::sync::Arc<crate::slot::Slab<T>>,
+    slot: crate::slot::SlotRef<T>,
+}
+
+impl<T> Clone for SlotHandle<T> {
+    fn clone(&self) -> Self {
+        Self { slab: self.slab.clone(), slot: self.slot }
+    }
+}
+
+impl<T> SlotHandle<T> {
+    /// The slot's address.
+    pub fn addr(&self) -> usize {
+        self.slot.addr()
+    }
+
+    /// Worker: publishes the reply (`slot::publish`); returns it if the
+    /// receiver had gone.
+    ///
+    /// # Safety
+    ///
+    /// Once per slot handed out, as `slot::publish` says.
+    pub unsafe fn publish(&self, value: T) -> Option<T> {
+        // SAFETY: the caller's promise.
+        unsafe { crate::slot::publish(&self.slab, self.slot, value) }.reply
+    }
+
+    /// Receiver: the reply, or `Pending` with the waker stored.
+    ///
+    /// # Safety
+    ///
+    /// Not after a `Ready` or a `close`, as `slot::poll` says.
+    pub unsafe fn poll(&self, cx: &std::task::Context<'_>) -> std::task::Poll<T> {
+        // SAFETY: the caller's promise.
+        unsafe { crate::slot::poll(&self.slab, self.slot, cx) }
+    }
+
+    /// Receiver: gives the slot up; the reply if it had come.
+    ///
+    /// # Safety
+    ///
+    /// As for [`poll`](Self::poll).
+    pub unsafe fn close(&self) -> Option<T> {
+        // SAFETY: the caller's promise.
+        unsafe { crate::slot::close(&self.slab, self.slot) }
     }
 }

@@ -1,9 +1,9 @@
 //! The pool's handle: what users call.
 
-use crate::caller::{self, decode, Responses};
+use crate::caller::{self, decode, AsyncResponse, Responses};
 use crate::doorbell::CONTROL;
-use crate::error::{take_panic_message, Error};
-use crate::item::{PoolItem, Request};
+use crate::error::{take_panic_message, Error, TrySendError};
+use crate::item::{Message, PoolItem, Request};
 use crate::shared::{current_worker, Shared, NOT_PINNED};
 use crate::stats::{PoolStats, WorkerStats};
 use crate::sync::atomic::Ordering;
@@ -131,8 +131,201 @@ impl<P: PoolItem> ThreadPool<P> {
         span!(TRACE, "call", id);
         let worker = self.shared.route::<P>(id)?;
         let handle = caller::handle(&self.shared)?;
-        let outcome = handle.call(worker, msg)?;
+        let outcome = handle.call(worker, msg, None)?;
         decode::<P, R>(id, outcome)
+    }
+
+    /// [`send_and_receive_once`](Self::send_and_receive_once), waiting at
+    /// most `timeout` (for room in a full ring, and for the response).
+    ///
+    /// Past it, the call returns [`Error::Timeout`]; the request may still
+    /// be processed, or may have been already, and its response is dropped
+    /// when it comes. Order is kept: a later request from this thread to
+    /// the same item is processed after it.
+    ///
+    /// ```
+    /// use shardpool::{pool_item, Error, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// struct Slow;
+    ///
+    /// #[pool_item]
+    /// impl Slow {
+    ///     fn new(_id: u64) -> Self {
+    ///         Slow
+    ///     }
+    ///
+    ///     #[messaging(NapRequest, NapResponse)]
+    ///     fn nap(&self, ms: u64) -> u64 {
+    ///         std::thread::sleep(Duration::from_millis(ms));
+    ///         ms
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::<Slow>::new(1)?;
+    /// pool.send_and_receive_once(SlowInit(1))?;
+    /// let late = pool.send_and_receive_once_timeout(NapRequest(1, 200), Duration::from_millis(10));
+    /// assert_eq!(late, Err(Error::Timeout { id: 1 }));
+    /// // The next call is answered after the nap, with its own response.
+    /// assert_eq!(pool.send_and_receive_once(NapRequest(1, 0))?.result, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_and_receive_once_timeout<R: Request<P>>(
+        &self,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Response, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        let msg = request.into_message();
+        let id = msg.id();
+        span!(TRACE, "call", id);
+        let worker = self.shared.route::<P>(id)?;
+        let handle = caller::handle(&self.shared)?;
+        let outcome = handle.call(worker, msg, deadline)?;
+        decode::<P, R>(id, outcome)
+    }
+
+    /// [`send_and_receive_once`](Self::send_and_receive_once), as a future:
+    /// `Send`, so it may be awaited in a task that moves between threads,
+    /// and allocation-free per request once warm. The reply is written into
+    /// a slot the task's waker is woken from, not into the thread's reply
+    /// cells. Runtime-agnostic.
+    ///
+    /// Nothing is sent until the future is first polled; the request then
+    /// leaves through the polling thread's ring. Dropping the future later
+    /// (cancelling it) is safe at any point: its response is dropped when
+    /// it comes, and the request may or may not have been processed. For a
+    /// deadline, wrap it in the runtime's timeout.
+    ///
+    /// # Ordering
+    ///
+    /// Per item, requests are processed in the order they leave a thread.
+    /// A task that awaits each response before it sends the next request
+    /// therefore has its requests processed in order, whichever threads the
+    /// runtime runs it on. Requests in flight at once from one task (joined
+    /// futures) are ordered only if they left from the same thread.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// let sum = block_on(async {
+    ///     pool.send_and_receive_once_async(AddRequest::new(4, RandomsInit { count: 10 })).await?;
+    ///     pool.send_and_receive_once_async(SumRequest(4)).await
+    /// })?;
+    /// assert_eq!(sum.id, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_and_receive_once_async<R: Request<P>>(&self, request: R) -> AsyncResponse<'_, P, R> {
+        AsyncResponse::new(&self.shared, request)
+    }
+
+    /// Sends one request without waiting for its response, which the
+    /// worker drops. Waits only for room in a full ring.
+    ///
+    /// The request keeps its place: per item, it is processed in order with
+    /// every other request from this thread. Its failure (an unknown id, a
+    /// panicking item, a failed constructor) has nowhere to go back to: it
+    /// is counted in [`WorkerStats::send_errors`](crate::WorkerStats::send_errors)
+    /// and handed to the builder's
+    /// [`error_handler`](crate::ThreadPoolBuilder::error_handler) (and a
+    /// panic to the [`panic_handler`](crate::ThreadPoolBuilder::panic_handler)).
+    ///
+    /// The `Result` fails only if the request could not be sent (the pool
+    /// shut down, a bad placement, the thread exiting).
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// pool.send(AddRequest::new(5, RandomsInit { count: 3 }))?;
+    /// // Sent after the add, from the same thread: the item is there.
+    /// assert_eq!(pool.send_and_receive_once(SumRequest(5))?.id, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send<R: Request<P>>(&self, request: R) -> Result<(), Error> {
+        self.send_message(request.into_message(), true).map_err(Error::from)
+    }
+
+    /// [`send`](Self::send), but fails with [`Error::Full`] instead of
+    /// waiting when the ring to the item's worker is full, handing the
+    /// request back (see [`TrySendError`]).
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(1)?;
+    /// match pool.try_send(AddRequest::new(1, RandomsInit { count: 3 })) {
+    ///     Ok(()) => {}
+    ///     // Shed the load, or send it again later: nothing is lost.
+    ///     Err(refused) => pool.send(refused.message.unwrap())?,
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send<R: Request<P>>(&self, request: R) -> Result<(), TrySendError<P>> {
+        self.send_message(request.into_message(), false)
+    }
+
+    fn send_message(&self, msg: Message<P>, wait: bool) -> Result<(), TrySendError<P>> {
+        let id = msg.id();
+        span!(TRACE, "send", id);
+        let worker = match self.shared.route::<P>(id) {
+            Ok(w) => w,
+            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
+        };
+        let handle = match caller::handle(&self.shared) {
+            Ok(h) => h,
+            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
+        };
+        handle.send(worker, msg, wait).map_err(|(error, msg)| TrySendError { error, message: Some(msg) })
+    }
+
+    /// [`send_and_receive_once`](Self::send_and_receive_once), but fails
+    /// with [`Error::Full`] instead of waiting when the ring to the item's
+    /// worker is full, handing the request back (see [`TrySendError`]). Once
+    /// sent, it waits for the response.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, Error, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(1)?;
+    /// let added = pool.try_send_and_receive_once(AddRequest::new(1, RandomsInit { count: 3 }))?;
+    /// assert_eq!(added.id, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send_and_receive_once<R: Request<P>>(
+        &self,
+        request: R,
+    ) -> Result<R::Response, TrySendError<P>> {
+        let msg = request.into_message();
+        let id = msg.id();
+        span!(TRACE, "call", id);
+        let worker = match self.shared.route::<P>(id) {
+            Ok(w) => w,
+            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
+        };
+        let handle = match caller::handle(&self.shared) {
+            Ok(h) => h,
+            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
+        };
+        let outcome =
+            handle.try_call(worker, msg).map_err(|(error, msg)| TrySendError { error, message: msg })?;
+        Ok(decode::<P, R>(id, outcome)?)
     }
 
     /// Shuts the pool down: new calls fail with [`Error::Shutdown`], every
@@ -284,6 +477,7 @@ impl<P: PoolItem> ThreadPool<P> {
                         // which waited for that report under a lock.
                         core: Some(w.core.load(Ordering::Relaxed)).filter(|&c| c != NOT_PINNED),
                         thread_name: self.names.get(index).cloned().unwrap_or_default(),
+                        send_errors: c.unanswered_errors.load(Ordering::Relaxed),
                     }
                 })
                 .collect(),

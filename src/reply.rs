@@ -130,6 +130,7 @@ use crate::sync::barrier::Barrier;
 use crate::sync::thread::{self, Thread};
 use crate::sync::{Arc, CachePadded, Spin, Spinner, UnsafeCell};
 use std::mem::MaybeUninit;
+use std::time::Instant;
 
 /// The bytes a lane's reply cell takes for values of type `T`.
 pub(crate) fn cell_size<T>() -> usize {
@@ -394,10 +395,16 @@ impl Sleeper {
     }
 
     /// Caller: waits until the next reply on `lane` has arrived, spinning
-    /// as `spin` says, then sleeping the way it chose (`set_on_cell`).
-    /// Returns whether the spin ran out.
+    /// as `spin` says, then sleeping the way it chose (`set_on_cell`), or
+    /// until `deadline`. Returns whether the spin ran out.
     #[inline]
-    pub(crate) fn wait<T>(&self, barrier: &Barrier, spin: Spin, lane: &ReplyReader<T>) -> bool {
+    pub(crate) fn wait<T>(
+        &self,
+        barrier: &Barrier,
+        spin: Spin,
+        lane: &ReplyReader<T>,
+        deadline: Option<Instant>,
+    ) -> bool {
         if lane.is_ready() {
             return false;
         }
@@ -408,27 +415,32 @@ impl Sleeper {
             }
         }
         if self.on_cell() {
-            self.sleep_on_cell(lane);
+            self.sleep_on_cell(lane, deadline);
         } else {
-            self.sleep_announced(barrier, lane);
+            self.sleep_announced(barrier, lane, deadline);
         }
         true
     }
 
-    /// Marks the reply's cell waited for and parks until it is full.
+    /// Marks the reply's cell waited for and parks until it is full (or
+    /// the deadline passes: the mark stays, and the worker's wake-up, when
+    /// the reply comes, leaves a token that a later park absorbs).
     #[cold]
-    fn sleep_on_cell<T>(&self, lane: &ReplyReader<T>) {
+    fn sleep_on_cell<T>(&self, lane: &ReplyReader<T>, deadline: Option<Instant>) {
         if lane.mark_waited() {
             // Spurious wake-ups and tokens left by earlier wake-ups loop.
             while !lane.is_ready() {
-                thread::park();
+                if !thread::park_until(deadline) {
+                    return;
+                }
             }
         }
     }
 
-    /// Announces the sleep (S H Q) and parks, until the reply is there.
+    /// Announces the sleep (S H Q) and parks, until the reply is there (or
+    /// the deadline passes).
     #[cold]
-    fn sleep_announced<T>(&self, barrier: &Barrier, lane: &ReplyReader<T>) {
+    fn sleep_announced<T>(&self, barrier: &Barrier, lane: &ReplyReader<T>, deadline: Option<Instant>) {
         let ready = || lane.is_ready();
         loop {
             // S. Relaxed: the barrier that follows orders it. A swap rather
@@ -440,7 +452,7 @@ impl Sleeper {
                 self.sleeping.swap(false, Ordering::Relaxed);
                 #[cfg(not(shardpool_loom))]
                 std::thread::sleep(std::time::Duration::from_millis(1));
-                if ready() {
+                if ready() || deadline.is_some_and(|d| Instant::now() >= d) {
                     return;
                 }
                 continue;
@@ -450,8 +462,7 @@ impl Sleeper {
                 break;
             }
             // Z. A wake-up, stray or not, leads back to S.
-            thread::park();
-            if ready() {
+            if !thread::park_until(deadline) || ready() {
                 break;
             }
         }
@@ -529,7 +540,7 @@ mod tests {
             waker.after_publish(&barrier);
         });
         // No spin: straight to sleep.
-        assert!(sleeper.wait(&barrier, Spin::NONE, &r));
+        assert!(sleeper.wait(&barrier, Spin::NONE, &r, None));
         let mut r = r;
         assert_eq!(r.take(), Some(5));
         worker.join().unwrap();
@@ -547,7 +558,7 @@ mod tests {
             assert!(waker.publish_to(&mut w, 6, &barrier).is_ok());
         });
         // No spin: straight to the mark and the park.
-        assert!(sleeper.wait(&barrier, Spin::NONE, &r));
+        assert!(sleeper.wait(&barrier, Spin::NONE, &r, None));
         assert_eq!(r.take(), Some(6));
         worker.join().unwrap();
     }

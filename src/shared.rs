@@ -30,6 +30,8 @@ pub struct PanicReport {
 
 pub(crate) type PanicHandler = std::sync::Arc<dyn Fn(PanicReport) + Send + Sync>;
 
+pub(crate) type ErrorHandler = std::sync::Arc<dyn Fn(Error) + Send + Sync>;
+
 /// The longest a caller spins for a reply while threads outnumber cores.
 const OVERSUBSCRIBED_SPIN: Duration = Duration::from_micros(5);
 
@@ -48,6 +50,8 @@ pub(crate) struct Config {
     /// How many cores the process may use (at build).
     pub(crate) cores: usize,
     pub(crate) panic_handler: Option<PanicHandler>,
+    /// Told the error of each request sent with `send` that failed.
+    pub(crate) error_handler: Option<ErrorHandler>,
     /// Longest wait of `Drop` (and of `shutdown`) for the workers to stop.
     pub(crate) shutdown_timeout: Duration,
 }

@@ -10,6 +10,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) parks: AtomicU64,
     pub(crate) items: AtomicU64,
     pub(crate) callers: AtomicU64,
+    pub(crate) unanswered_errors: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -85,6 +86,11 @@ pub struct WorkerStats {
     pub core: Option<usize>,
     /// The worker thread's name.
     pub thread_name: String,
+    /// Requests sent with [`send`](crate::ThreadPool::send) (no reply) that
+    /// failed: an unknown id, a panicking item, a failed constructor. Each
+    /// also went to the builder's
+    /// [`error_handler`](crate::ThreadPoolBuilder::error_handler).
+    pub send_errors: u64,
 }
 
 impl WorkerStats {

@@ -2,12 +2,14 @@
 //! (an [`Outcome`]), how a caller's rings reach a worker (a
 //! [`Registration`]), the part of a caller its workers see
 //! ([`CallerShared`]), and the lane ids that name callers in the doorbells
-//! ([`LaneIds`]). Requests travel as [`Message`](crate::Message)s.
+//! ([`LaneIds`]). Requests travel as [`Envelope`]s: a
+//! [`Message`](crate::Message) and where its reply goes.
 
 use crate::error::Error;
 use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Reply};
 use crate::reply::{ReplyWriter, Sleeper};
+use crate::slot::{Slab, SlotRef};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Mutex};
@@ -18,13 +20,69 @@ use crate::sync::{Arc, Mutex};
 /// bytes; `Reply` of a `u64` response 16, and so is the whole outcome).
 pub(crate) type Outcome<P> = Result<Reply<P>, Box<Error>>;
 
+/// A request on its way: the message, and where its reply goes.
+pub(crate) struct Envelope<P: PoolItem> {
+    pub(crate) msg: Message<P>,
+    pub(crate) to: ReplyTo<Outcome<P>>,
+}
+
+/// Where a reply goes, in one word (a request stays 8 bytes larger than its
+/// message, not 16): the lane's next reply cell (the blocking paths,
+/// `reply.rs`), nowhere (a request sent without waiting for its reply), or
+/// a slot of the caller's slab (an async request, `slot.rs`).
+pub(crate) struct ReplyTo<T> {
+    /// `CELL`, `FORGET`, or a slot's address (aligned, so neither).
+    word: usize,
+    _slot: std::marker::PhantomData<SlotRef<T>>,
+}
+
+const CELL: usize = 0;
+const FORGET: usize = 1;
+
+/// A reply's destination, unpacked.
+pub(crate) enum Destination<T> {
+    Cell,
+    Forget,
+    Slot(SlotRef<T>),
+}
+
+impl<T> ReplyTo<T> {
+    pub(crate) const CELL: Self = Self { word: CELL, _slot: std::marker::PhantomData };
+    pub(crate) const FORGET: Self = Self { word: FORGET, _slot: std::marker::PhantomData };
+
+    pub(crate) fn slot(slot: SlotRef<T>) -> Self {
+        const { assert!(std::mem::align_of::<crate::slot::Slot<()>>() > FORGET) };
+        Self { word: slot.addr(), _slot: std::marker::PhantomData }
+    }
+
+    /// Where the reply goes.
+    ///
+    /// # Safety
+    ///
+    /// For a slot: the slab it came from is still alive (the worker's lane
+    /// holds it while the request is in its ring).
+    #[inline]
+    pub(crate) unsafe fn destination(&self) -> Destination<T> {
+        match self.word {
+            CELL => Destination::Cell,
+            FORGET => Destination::Forget,
+            // SAFETY: made by `slot` from a live slot's address; the
+            // caller's promise keeps it alive.
+            addr => Destination::Slot(unsafe { SlotRef::from_addr(addr) }),
+        }
+    }
+}
+
 /// The worker's ends of a new caller's two rings.
 pub(crate) struct Registration<P: PoolItem> {
     pub(crate) caller: Arc<CallerShared>,
     /// Requests from the caller.
-    pub(crate) requests: Consumer<Message<P>>,
+    pub(crate) requests: Consumer<Envelope<P>>,
     /// Outcomes to the caller, in request order (`reply.rs`).
     pub(crate) replies: ReplyWriter<Outcome<P>>,
+    /// The caller's slab of async reply slots (`slot.rs`), kept alive while
+    /// requests naming its slots may be in the ring.
+    pub(crate) slots: Arc<Slab<Outcome<P>>>,
 }
 
 /// Hands out lane ids, reusing those of retired callers so hint bits stay

@@ -3,7 +3,10 @@
 use shardpool::{AddRequest, Pinning, ThreadPool};
 use shardpool_samples::{Randoms, RandomsInit, SumRequest};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 /// Counts every allocation in the process.
 struct Counting;
@@ -31,8 +34,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counter is process-wide: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn warm_calls_and_batches_allocate_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let pool =
         ThreadPool::<Randoms>::builder().workers(2).ring_capacity(64).pinning(Pinning::Off).build().unwrap();
     // The first call registers this thread (rings, slots) and the items are
@@ -61,4 +68,62 @@ fn warm_calls_and_batches_allocate_nothing() {
     let after = ALLOCS.load(Ordering::SeqCst);
     assert!(checksum > 0);
     assert_eq!(after - before, 0, "allocations during 100 single calls and 10,000 batch elements");
+}
+
+/// Unparks a thread; made once, so waking allocates nothing.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark()
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark()
+    }
+}
+
+fn block_on<F: Future>(f: F, waker: &Waker) -> F::Output {
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(waker)) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn warm_async_calls_and_sends_allocate_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let pool =
+        ThreadPool::<Randoms>::builder().workers(2).ring_capacity(64).pinning(Pinning::Off).build().unwrap();
+    for r in pool.send_and_receive((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 10 }))).unwrap()
+    {
+        r.unwrap();
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut checksum = 0u128;
+    let run = |checksum: &mut u128| {
+        for id in 0..1000 {
+            *checksum +=
+                block_on(pool.send_and_receive_once_async(SumRequest(id % 100)), &waker).unwrap().sum;
+            pool.send(SumRequest(id % 100)).unwrap();
+        }
+        // Two in flight at once, then one dropped before its response.
+        for id in 0..100 {
+            let a = pool.send_and_receive_once_async(SumRequest(id));
+            let b = pool.send_and_receive_once_async(SumRequest(99 - id));
+            let mut b = pin!(b);
+            let _ = b.as_mut().poll(&mut Context::from_waker(&waker));
+            *checksum += block_on(a, &waker).unwrap().sum + block_on(b, &waker).unwrap().sum;
+            let mut c = pin!(pool.send_and_receive_once_async(SumRequest(id)));
+            let _ = c.as_mut().poll(&mut Context::from_waker(&waker));
+        }
+    };
+    run(&mut checksum);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    run(&mut checksum);
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert!(checksum > 0);
+    assert_eq!(after - before, 0, "allocations during 1,200 async calls and 1,000 sends");
 }

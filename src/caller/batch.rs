@@ -7,6 +7,7 @@ use crate::error::{take_panic_message, BatchError, Error};
 use crate::item::{Message, PoolItem, Request};
 use crate::shared::Shared;
 use crate::sync::{Arc, Backoff};
+use crate::wire::{Envelope, ReplyTo};
 use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -23,7 +24,7 @@ struct InFlight {
 impl InFlight {
     /// Links slot `idx` (a request for `id`, sent to `worker`) at the tail.
     fn link(&mut self, links: &mut [Link], idx: u32, id: u64, worker: usize) {
-        links[idx as usize] = Link { next: NIL, worker: worker as u32, id };
+        links[idx as usize] = Link { next: NIL, worker: worker as u32, id, abandoned: false };
         if self.tail == NIL {
             self.head = idx;
         } else {
@@ -221,7 +222,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             return true;
         }
         let Stalled { worker, msg, id } = s;
-        let pushed = local.producers[worker].push(msg);
+        let pushed = local.producers[worker].push(Envelope { msg, to: ReplyTo::CELL }).map_err(|env| env.msg);
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {
@@ -300,18 +301,21 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
             return None;
         }
         let idx = self.list.head;
-        let (outcome, id, slept) = {
+        let (outcome, id, slept, discard) = {
             let mut local = self.handle.local.borrow_mut();
-            let Link { next, worker, id } = local.links[idx as usize];
+            let Link { next, worker, id, .. } = local.links[idx as usize];
             let (outcome, slept) =
-                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None));
+                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None), None);
             self.list.head = next;
             if next == NIL {
                 self.list.tail = NIL;
             }
-            (outcome, id, slept)
+            (outcome, id, slept, local.take_discarded())
         };
+        drop(discard);
         self.handle.after_wait(slept);
+        // No deadline: the outcome is there.
+        let Some(outcome) = outcome else { unreachable!("a wait with no deadline ended without its reply") };
         self.list.len -= 1;
         Some(decode::<P, R>(id, outcome))
     }
@@ -346,10 +350,12 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
             let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
             let Link { next, worker, .. } = local.links[idx as usize];
             let (outcome, _) =
-                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None));
+                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None), None);
             self.list.head = next;
+            let discard = local.take_discarded();
             // The response may run user code when dropped: not under a borrow.
             drop(local);
+            drop(discard);
             if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(outcome))) {
                 match first_panic {
                     None => first_panic = Some(payload),

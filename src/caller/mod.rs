@@ -29,20 +29,24 @@ use crate::error::Error;
 use crate::item::{Message, PoolItem, Request};
 use crate::reply::{self, ReplyReader, Sleeper};
 use crate::shared::Shared;
+use crate::slot::{Owner, Slab, SlotRef};
 use crate::sync::affinity;
 use crate::sync::atomic::Ordering;
 use crate::sync::ring::{ring, Producer};
 use crate::sync::thread;
 use crate::sync::{Arc, Backoff, Spin};
 use crate::trace::event;
-use crate::wire::{CallerShared, Outcome, Registration};
+use crate::wire::{CallerShared, Envelope, Outcome, Registration, ReplyTo};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Instant;
 
 mod batch;
+mod future;
 pub use batch::Responses;
+pub use future::AsyncResponse;
 
 /// A caller whose spin is shorter than this sleeps on its reply cells.
 const CELL_SLEEP_BELOW: std::time::Duration = std::time::Duration::from_micros(20);
@@ -60,9 +64,12 @@ struct Link {
     worker: u32,
     /// The id its request was addressed to.
     id: u64,
+    /// Its caller stopped waiting (a timeout): the reply is dropped when it
+    /// comes.
+    abandoned: bool,
 }
 
-const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0 };
+const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0, abandoned: false };
 
 /// The caller's own state, touched by its thread only.
 ///
@@ -73,7 +80,7 @@ const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0 };
 /// of another batch on this thread) is parked in `outcomes` until its
 /// owner asks.
 struct Local<P: PoolItem> {
-    producers: Vec<Producer<Message<P>>>,
+    producers: Vec<Producer<Envelope<P>>>,
     replies: Vec<ReplyReader<Outcome<P>>>,
     /// Per worker: the slots of the requests sent to it whose outcomes are
     /// still on their way, oldest first. Never longer than the rings'
@@ -88,6 +95,10 @@ struct Local<P: PoolItem> {
     /// Requests sent and not yet answered, over all workers (the sum of
     /// `pending`'s lengths, kept so that a call need not add them up).
     in_flight: usize,
+    /// The slots async requests from this thread reply into (`slot.rs`).
+    slots: Owner<Outcome<P>>,
+    /// Replies to abandoned slots, to drop once our state is released.
+    discard: Vec<Outcome<P>>,
 }
 
 impl<P: PoolItem> Local<P> {
@@ -134,7 +145,13 @@ impl<P: PoolItem> Local<P> {
             return;
         };
         self.in_flight -= 1;
-        self.outcomes[idx as usize] = Some(outcome);
+        if self.links[idx as usize].abandoned {
+            self.links[idx as usize] = UNLINKED;
+            self.free.push(idx);
+            self.discard.push(outcome);
+        } else {
+            self.outcomes[idx as usize] = Some(outcome);
+        }
     }
 
     /// The outcome of slot `idx`, if it has arrived: filed already, or next
@@ -167,11 +184,28 @@ impl<P: PoolItem> Local<P> {
         }
     }
 
+    /// The replies to abandoned slots that have come in, to drop once our
+    /// state is released (they are user values).
+    fn take_discarded(&mut self) -> Discarded<P> {
+        Discarded(if self.discard.is_empty() { Vec::new() } else { std::mem::take(&mut self.discard) })
+    }
+
     /// A slot answered on the spot with `error` (its request never left).
     fn answered(&mut self, error: Error) -> u32 {
         let idx = self.alloc();
         self.outcomes[idx as usize] = Some(Err(Box::new(error)));
         idx
+    }
+}
+
+/// Replies nobody waits for any more, dropped one by one, a panic from one
+/// swallowed so that the rest are dropped too (the caller who abandoned
+/// them has its `Error::Timeout`).
+struct Discarded<P: PoolItem>(Vec<Outcome<P>>);
+
+impl<P: PoolItem> Drop for Discarded<P> {
+    fn drop(&mut self) {
+        self.0.drain(..).for_each(crate::error::drop_quietly);
     }
 }
 
@@ -234,6 +268,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let workers = pool.workers.len();
     let capacity = pool.config.ring_capacity;
     let shared = Arc::new(CallerShared::new(pool.lane_ids.clone(), Sleeper::new(thread::current())));
+    let slots = Owner::new();
     let mut producers = Vec::with_capacity(workers);
     let mut replies = Vec::with_capacity(workers);
     for w in &pool.workers {
@@ -245,6 +280,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
             caller: shared.clone(),
             requests,
             replies: reply_producer,
+            slots: slots.slab().clone(),
         });
         w.doorbell.ring(crate::doorbell::CONTROL);
     }
@@ -260,6 +296,8 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
             free: Vec::new(),
             capacity,
             in_flight: 0,
+            slots,
+            discard: Vec::new(),
         }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
     });
@@ -346,69 +384,194 @@ impl<P: PoolItem> CallerHandle<P> {
 
     /// Waits for the outcome of slot `idx`, whose request went to worker
     /// `w`, spinning as `spin()` says (asked only if it must wait), and
-    /// frees the slot. Returns whether the spin ran out.
+    /// frees the slot. Returns whether the spin ran out. Past `deadline`,
+    /// abandons the slot instead (its reply is dropped when it comes) and
+    /// returns `None`.
     fn wait_for(
         &self,
         local: &mut Local<P>,
         w: usize,
         idx: u32,
         spin: impl Fn() -> Spin,
-    ) -> (Outcome<P>, bool) {
+        deadline: Option<Instant>,
+    ) -> (Option<Outcome<P>>, bool) {
         let mut slept = false;
         loop {
             if let Some(outcome) = local.try_take(w, idx) {
                 local.free.push(idx);
-                return (outcome, slept);
+                return (Some(outcome), slept);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                local.links[idx as usize].abandoned = true;
+                return (None, slept);
             }
             // Only the next reply on the lane can arrive now (filed ones were
             // looked at): wait for it.
-            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin(), &local.replies[w]);
+            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin(), &local.replies[w], deadline);
         }
     }
 
-    /// One request, one response. A request refused at the gate is dropped
-    /// after our state is released, so its `Drop` may call the pool.
-    pub(crate) fn call(&self, w: usize, mut msg: Message<P>) -> Result<Outcome<P>, Error> {
-        let mut local = self.local.borrow_mut();
-        let spin = self.spin(Some(w));
-        local.choose_sleep(spin, &self.shared.sleeper);
-        // A full ring is waited for outside the gate: a worker stuck in user
-        // code must not keep us inside it, or shutdown would wait on us.
+    /// Pushes `env` to worker `w` inside the shutdown gate, or gives it
+    /// back with the reason: the pool is shut down, or (unless `wait` says
+    /// to wait) the lane is full. `cell`: its reply comes back in a reply
+    /// cell, so the lane must have one free (`Local::room`). A full lane is
+    /// waited for outside the gate: a worker stuck in user code must not
+    /// keep us inside it, or shutdown would wait on us. Not announced.
+    fn push(
+        &self,
+        local: &mut Local<P>,
+        w: usize,
+        mut env: Envelope<P>,
+        cell: bool,
+        wait: Wait,
+    ) -> Result<(), (Error, Envelope<P>)> {
         let mut backoff = Backoff::new();
+        let mut full = |env: Envelope<P>| {
+            let timed_out = match wait {
+                Wait::No => true,
+                Wait::Until(d) => Instant::now() >= d,
+                Wait::Forever => false,
+            };
+            if timed_out {
+                let id = env.msg.id();
+                let error = match wait {
+                    Wait::Until(_) => Error::Timeout { id },
+                    _ => Error::Full { id, worker: w },
+                };
+                return Err((error, env));
+            }
+            backoff.wait();
+            Ok(env)
+        };
         loop {
-            if !local.room(w) {
+            if cell && !local.room(w) {
                 // Our own earlier requests (a batch this thread is driving)
                 // fill the lane: its worker is answering them.
-                backoff.wait();
+                env = full(env)?;
                 continue;
             }
             if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
-                drop(local);
-                drop(msg);
-                return Err(e);
+                return Err((e, env));
             }
-            let pushed = local.producers[w].push(msg);
+            let pushed = local.producers[w].push(env);
             self.pool.gate.leave(&self.shared.presence);
             match pushed {
-                Ok(()) => break,
-                Err(back) => {
-                    // The ring frees a chunk's cells only once the worker
-                    // has processed the whole chunk, after publishing the
-                    // replies that `room` counted: the worker is at work on
-                    // this lane, so wait for it (outside the gate).
-                    msg = back;
-                    backoff.wait();
-                }
+                Ok(()) => return Ok(()),
+                // A full ring. (With room for the reply, it is one whose
+                // cells the ring frees a chunk at a time, once the worker has
+                // processed the whole chunk, after publishing the replies
+                // that `room` counted: the worker is at work on this lane.)
+                Err(back) => env = full(back)?,
             }
+        }
+    }
+
+    /// One request, one response, waiting at most until `deadline`. A
+    /// request refused at the gate (or, past the deadline, still waiting
+    /// for room) is dropped after our state is released, so its `Drop` may
+    /// call the pool.
+    pub(crate) fn call(
+        &self,
+        w: usize,
+        msg: Message<P>,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome<P>, Error> {
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        self.exchange(w, msg, wait, deadline).map_err(|(e, msg)| {
+            drop(msg);
+            e
+        })
+    }
+
+    /// One request, one response, but only if the lane has room now; the
+    /// message is handed back if it was not sent.
+    pub(crate) fn try_call(
+        &self,
+        w: usize,
+        msg: Message<P>,
+    ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
+        self.exchange(w, msg, Wait::No, None)
+    }
+
+    /// Pushes `msg` (waiting for room as `wait` says) and waits for its
+    /// reply until `deadline`. A message not sent is handed back, to be
+    /// dropped (user code) by the caller, outside our state's borrow.
+    fn exchange(
+        &self,
+        w: usize,
+        msg: Message<P>,
+        wait: Wait,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
+        let mut local = self.local.borrow_mut();
+        let spin = self.spin(Some(w));
+        local.choose_sleep(spin, &self.shared.sleeper);
+        let id = msg.id();
+        if let Err((e, env)) = self.push(&mut local, w, Envelope { msg, to: ReplyTo::CELL }, true, wait) {
+            return Err((e, Some(env.msg)));
         }
         let idx = local.alloc();
         local.sent(w, idx);
         self.announce(w);
-        let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin);
+        let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin, deadline);
+        let discard = local.take_discarded();
         drop(local);
+        drop(discard);
         self.after_wait(slept);
-        Ok(outcome)
+        outcome.ok_or((Error::Timeout { id }, None))
     }
+
+    /// Sends a request whose reply nobody waits for (`to` is `FORGET`), or
+    /// into an async slot. `wait`: whether to wait for room in a full lane.
+    /// Gives the message back if it is refused.
+    pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
+        let mut local = self.local.borrow_mut();
+        let wait = if wait { Wait::Forever } else { Wait::No };
+        let env = Envelope { msg, to: ReplyTo::FORGET };
+        let pushed = self.push(&mut local, w, env, false, wait);
+        drop(local);
+        match pushed {
+            Ok(()) => {
+                self.announce(w);
+                Ok(())
+            }
+            Err((e, env)) => Err((e, env.msg)),
+        }
+    }
+
+    /// Sends a request whose reply goes into a slot of this thread's slab
+    /// (`slot.rs`), for a future to take on any thread. Does not wait for
+    /// room: gives the message back if the lane is full or the pool shut
+    /// down.
+    pub(crate) fn send_to_slot(&self, w: usize, msg: Message<P>) -> Result<Sent<P>, (Error, Message<P>)> {
+        let mut local = self.local.borrow_mut();
+        let slot = local.slots.alloc();
+        let env = Envelope { msg, to: ReplyTo::slot(slot) };
+        match self.push(&mut local, w, env, false, Wait::No) {
+            Ok(()) => {
+                let slab = local.slots.slab().clone();
+                drop(local);
+                self.announce(w);
+                Ok((slab, slot))
+            }
+            Err((e, env)) => {
+                local.slots.unused(slot);
+                drop(local);
+                Err((e, env.msg))
+            }
+        }
+    }
+}
+
+/// An async request sent: its reply's slot, and the slab that holds it.
+type Sent<P> = (Arc<Slab<Outcome<P>>>, SlotRef<Outcome<P>>);
+
+/// How long `CallerHandle::push` waits for room in a full lane.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Until(Instant),
+    Forever,
 }
 
 /// Turns an outcome into the typed response of `R`.

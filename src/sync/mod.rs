@@ -59,6 +59,23 @@ pub(crate) mod thread {
 
     #[cfg(shardpool_loom)]
     pub(crate) use loom::thread::{current, park, Builder, JoinHandle, Thread};
+
+    /// Parks until unparked (or woken spuriously), or until `deadline`.
+    /// Returns `false`, without parking, once the deadline has passed.
+    /// (loom has no clock: there, `deadline` must be `None`.)
+    pub(crate) fn park_until(deadline: Option<std::time::Instant>) -> bool {
+        match deadline {
+            None => park(),
+            #[cfg(not(shardpool_loom))]
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                _ => return false,
+            },
+            #[cfg(shardpool_loom)]
+            Some(_) => unreachable!("no deadlines under loom"),
+        }
+        true
+    }
 }
 
 /// Declares a thread-local that loom models per model thread.

@@ -5,13 +5,14 @@
 use crate::error::{take_panic_message, Error};
 use crate::item::{Message, PoolItem, Processing, Reply};
 use crate::reply::ReplyWriter;
-use crate::shared::{PanicHandler, PanicReport};
+use crate::shared::{ErrorHandler, PanicHandler, PanicReport};
+use crate::slot::{self, Slab};
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{CallerShared, Outcome};
+use crate::wire::{CallerShared, Destination, Envelope, Outcome};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,38 +33,100 @@ pub(super) struct Core<P: PoolItem> {
     pub(super) items: Items<P>,
     pub(super) state: P::ThreadState,
     pub(super) panic_handler: Option<PanicHandler>,
+    pub(super) error_handler: Option<ErrorHandler>,
+}
+
+/// One caller's way back, as the worker sees it: the lane's reply cells,
+/// its slab of async slots, and the caller's sleeper.
+pub(super) struct Back<'a, P: PoolItem> {
+    pub(super) replies: &'a mut ReplyWriter<Outcome<P>>,
+    pub(super) slots: &'a Slab<Outcome<P>>,
+    pub(super) caller: &'a CallerShared,
 }
 
 impl<P: PoolItem> Core<P> {
-    /// Handles one request and publishes its outcome into the lane's next
-    /// reply cell, waking the caller if it sleeps (`reply.rs`). The statistics
-    /// a caller may read once it has the reply are updated before the reply
-    /// is published.
+    /// Handles one request and sends its outcome where the request says:
+    /// into the lane's next reply cell, waking the caller if it sleeps
+    /// (`reply.rs`); into an async slot, waking its task (`slot.rs`); or,
+    /// for a request sent without a reply, nowhere (an error is counted and
+    /// reported). The statistics a caller may read once it has the reply
+    /// are updated before the reply is published.
     pub(super) fn process(
         &mut self,
-        msg: Message<P>,
-        replies: &mut ReplyWriter<Outcome<P>>,
-        caller: &CallerShared,
+        env: Envelope<P>,
+        back: &mut Back<'_, P>,
         counters: &WorkerCounters,
         barrier: &Barrier,
     ) {
-        let mut outcome = self.handle(msg, counters).map_err(Box::new);
+        let Envelope { msg, to } = env;
+        let id = msg.id();
+        let result = self.handle(msg, counters);
         bump(&counters.requests, 1);
+        // SAFETY: a slot named by a request in this lane's ring belongs to
+        // the slab the lane holds (`back.slots`), alive as long as the lane.
+        match unsafe { to.destination() } {
+            Destination::Cell => self.reply_to_cell(result.map_err(Box::new), back, barrier),
+            Destination::Slot(s) => {
+                // SAFETY: the caller named this slot, handed out by its slab,
+                // in this one request, and this is its one reply.
+                let left = unsafe { slot::publish(back.slots, s, result.map_err(Box::new)) };
+                if let Some(payload) = left.panic {
+                    self.report(
+                        Some(id),
+                        format!("a task's waker panicked: {}", take_panic_message(payload)),
+                    );
+                }
+                self.drop_user(left.reply, Some(id), "dropping a reply whose future was dropped");
+                self.drop_user(left.waker, Some(id), "dropping a task's waker");
+            }
+            Destination::Forget => match result {
+                Ok(reply) => {
+                    self.drop_user(reply, Some(id), "dropping the response to a request sent with `send`")
+                }
+                Err(error) => self.unanswered(error, counters),
+            },
+        }
+    }
+
+    /// Publishes into the lane's next reply cell.
+    fn reply_to_cell(&mut self, mut outcome: Outcome<P>, back: &mut Back<'_, P>, barrier: &Barrier) {
         // The caller never has more requests pending on a lane than it has
         // reply cells (`Local::room`), so the cell is free. Were it not (a
         // broken count), the worker waits for the caller to take a reply,
         // or drops the reply if the caller has gone.
         let mut backoff = Backoff::new();
-        while let Err(back) = caller.sleeper.publish_to(replies, outcome, barrier) {
+        while let Err(back_value) = back.caller.sleeper.publish_to(back.replies, outcome, barrier) {
             debug_assert!(false, "a reply cell not yet emptied");
             // Acquire: pairs with the caller's Release store of `retired`.
-            if caller.retired.load(Ordering::Acquire) {
-                self.drop_user(back, None, "dropping a reply its caller never took");
+            if back.caller.retired.load(Ordering::Acquire) {
+                self.drop_user(back_value, None, "dropping a reply its caller never took");
                 return;
             }
-            outcome = back;
+            outcome = back_value;
             backoff.wait();
         }
+    }
+
+    /// A request sent without a reply failed: count it, and hand the error
+    /// to the error handler (a panic also reached the panic handler).
+    #[cold]
+    fn unanswered(&mut self, error: Error, counters: &WorkerCounters) {
+        bump(&counters.unanswered_errors, 1);
+        event!(warn, worker = self.index, id = ?error.id(), "a request sent with `send` failed");
+        match &self.error_handler {
+            Some(h) => {
+                let h = h.clone();
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(error))) {
+                    self.report(None, format!("the error handler panicked: {}", take_panic_message(payload)));
+                }
+            }
+            None => self.drop_user(error, None, "dropping the error of a request sent with `send`"),
+        }
+    }
+
+    fn report(&self, id: Option<u64>, message: String) {
+        event!(error, worker = self.index, ?id, panic = %message, "a panic in user code");
+        report(&self.panic_handler, self.index, id, message);
     }
 
     pub(super) fn handle(&mut self, msg: Message<P>, counters: &WorkerCounters) -> Result<Reply<P>, Error> {

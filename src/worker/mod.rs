@@ -39,22 +39,22 @@
 use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
 use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
-use crate::item::Message;
 use crate::item::{PoolItem, Processing};
 use crate::reply::ReplyWriter;
 use crate::shared::Shared;
+use crate::slot::Slab;
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::event;
-use crate::wire::{CallerShared, Outcome, Registration};
+use crate::wire::{CallerShared, Envelope, Outcome, Registration};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 mod host;
 pub(crate) use host::report;
-use host::{drop_user, Core, Items};
+use host::{drop_user, Back, Core, Items};
 
 /// When a spin first read the clock (`Spinner::started`).
 #[cfg(not(shardpool_loom))]
@@ -87,8 +87,10 @@ fn next_start(hints: u64, next: u32) -> u32 {
 /// One caller's rings, as its worker sees them.
 struct Lane<P: PoolItem> {
     caller: Arc<CallerShared>,
-    requests: Consumer<Message<P>>,
+    requests: Consumer<Envelope<P>>,
     replies: ReplyWriter<Outcome<P>>,
+    /// The caller's async slots; requests in the ring may name them.
+    slots: Arc<Slab<Outcome<P>>>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -113,9 +115,10 @@ pub(crate) struct Worker<P: PoolItem> {
 impl<P: PoolItem> Worker<P> {
     pub(crate) fn new(pool: Arc<Shared<P>>, index: usize, state: P::ThreadState) -> Self {
         let panic_handler = pool.config.panic_handler.clone();
+        let error_handler = pool.config.error_handler.clone();
         Self {
             pool,
-            core: Core { index, items: Items::default(), state, panic_handler },
+            core: Core { index, items: Items::default(), state, panic_handler, error_handler },
             buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
             lanes: 0,
             carry: 0,
@@ -187,9 +190,9 @@ impl<P: PoolItem> Worker<P> {
         let new = std::mem::take(
             &mut *self.pool.workers[self.core.index].registrations.lock().unwrap_or_else(|e| e.into_inner()),
         );
-        for Registration { caller, requests, replies } in new {
+        for Registration { caller, requests, replies, slots } in new {
             let b = (caller.lane % LANE_BITS) as usize;
-            self.buckets[b].push(Lane { caller, requests, replies });
+            self.buckets[b].push(Lane { caller, requests, replies, slots });
             self.occupied |= 1 << b;
             self.lanes += 1;
             // A request may have been pushed before we adopted the lane.
@@ -218,10 +221,9 @@ impl<P: PoolItem> Worker<P> {
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
-            let caller = &lane.caller;
-            let replies = &mut lane.replies;
+            let mut back = Back { replies: &mut lane.replies, slots: &lane.slots, caller: &lane.caller };
             let core = &mut self.core;
-            let n = lane.requests.drain(max, |msg| core.process(msg, replies, caller, counters, barrier));
+            let n = lane.requests.drain(max, |env| core.process(env, &mut back, counters, barrier));
             if n > 0 {
                 bump(&counters.batches, 1);
                 busy += 1;

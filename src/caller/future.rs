@@ -1,0 +1,138 @@
+//! Awaitable calls: [`AsyncResponse`], a `Send` future whose reply comes
+//! back in a slot of the sending thread's slab (`slot.rs`), so that the
+//! task may be polled on any thread once the request is out.
+//!
+//! The request leaves on the first poll, through the ring of the thread
+//! that polls (its handle, `mod.rs`), and is announced before the poll
+//! returns. A full lane is not waited for on the executor's thread: the
+//! future wakes itself and returns `Pending`, so the task tries again on
+//! its next turn. Dropped at any point, it leaves nothing behind: before
+//! the first poll nothing was sent; after, the slot is closed and the
+//! reply, whenever it comes, is dropped by whoever holds it then.
+
+use super::{decode, handle};
+use crate::error::Error;
+use crate::item::{Message, PoolItem, Request};
+use crate::shared::Shared;
+use crate::slot::{self, Slab, SlotRef};
+use crate::sync::Arc;
+use crate::wire::Outcome;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The response to one request, as a future; see
+/// [`ThreadPool::send_and_receive_once_async`](crate::ThreadPool::send_and_receive_once_async).
+///
+/// It is `Send` (whatever the item), so a task holding it may move between
+/// threads, and it allocates nothing per request once the thread's slab of
+/// slots has grown to the number of calls it has in flight at once.
+/// Nothing is sent until it is first polled; dropping it afterwards
+/// (cancelling it, or a timeout around it) discards the response when it
+/// comes, and the request may or may not have been processed.
+#[must_use = "nothing is sent until the future is polled"]
+pub struct AsyncResponse<'a, P: PoolItem, R: Request<P>> {
+    pool: &'a Arc<Shared<P>>,
+    state: State<P>,
+    _request: PhantomData<fn() -> R>,
+}
+
+enum State<P: PoolItem> {
+    /// Not sent yet: the message and its worker, or why it cannot go.
+    Unsent(Result<(usize, Message<P>), Error>),
+    /// Sent: its reply will be in `slot`.
+    Sent { slab: Arc<Slab<Outcome<P>>>, slot: SlotRef<Outcome<P>>, id: u64 },
+    /// The response was returned (or the request panicked in user code on
+    /// its way out).
+    Done,
+}
+
+// No field is ever pinned: the future moves its state freely.
+impl<P: PoolItem, R: Request<P>> Unpin for AsyncResponse<'_, P, R> {}
+
+impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
+    /// Makes the message and finds its worker (user code: `into_message`,
+    /// `placement`), on the calling thread, now.
+    pub(crate) fn new(pool: &'a Arc<Shared<P>>, request: R) -> Self {
+        let msg = request.into_message();
+        let unsent = pool.route::<P>(msg.id()).map(|w| (w, msg));
+        Self { pool, state: State::Unsent(unsent), _request: PhantomData }
+    }
+
+    /// Sends the request from the polling thread, then looks for its reply.
+    fn send(&mut self, cx: &Context<'_>) -> Poll<Result<R::Response, Error>> {
+        let State::Unsent(unsent) = std::mem::replace(&mut self.state, State::Done) else {
+            unreachable!("send is called on an unsent request only")
+        };
+        let (worker, msg) = match unsent {
+            Ok(sending) => sending,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let id = msg.id();
+        let handle = match handle(self.pool) {
+            Ok(h) => h,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        match handle.send_to_slot(worker, msg) {
+            Ok((slab, slot)) => {
+                self.state = State::Sent { slab, slot, id };
+                self.wait(cx)
+            }
+            Err((Error::Full { .. }, msg)) => {
+                // Try again on the task's next turn, which comes at once:
+                // the worker is draining that lane.
+                self.state = State::Unsent(Ok((worker, msg)));
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Err((e, msg)) => {
+                drop(msg);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// Takes the reply if it is in, or leaves the task's waker for it.
+    fn wait(&mut self, cx: &Context<'_>) -> Poll<Result<R::Response, Error>> {
+        let State::Sent { slab, slot, id } = &self.state else {
+            unreachable!("wait is called on a sent request only")
+        };
+        // SAFETY: the slot was handed out for this request (`send_to_slot`)
+        // and has not yet given `Ready` or been closed (the state would be
+        // `Done`); `slab` is its slab.
+        match unsafe { slot::poll(slab, *slot, cx) } {
+            Poll::Ready(outcome) => {
+                let id = *id;
+                self.state = State::Done;
+                Poll::Ready(decode::<P, R>(id, outcome))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<P: PoolItem, R: Request<P>> Future for AsyncResponse<'_, P, R> {
+    type Output = Result<R::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &this.state {
+            State::Unsent(_) => this.send(cx),
+            State::Sent { .. } => this.wait(cx),
+            State::Done => panic!("`AsyncResponse` polled after it returned its response"),
+        }
+    }
+}
+
+impl<P: PoolItem, R: Request<P>> Drop for AsyncResponse<'_, P, R> {
+    fn drop(&mut self) {
+        if let State::Sent { slab, slot, .. } = std::mem::replace(&mut self.state, State::Done) {
+            // SAFETY: as in `wait`: the slot is still ours.
+            let late = unsafe { slot::close(&slab, slot) };
+            // The response came before we gave up: a user value, dropped
+            // after the slot is released.
+            drop(late);
+        }
+    }
+}

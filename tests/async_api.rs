@@ -1,0 +1,462 @@
+//! The actor toolbox: awaitable calls (cancellation at every await point,
+//! tasks moving between threads), fire-and-forget sends, try-forms on a
+//! full ring, calls with a deadline, mixed batches.
+#![allow(missing_docs)]
+
+use shardpool::{pool_item, Error, PanicReport, Request, ThreadPool};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+/// A latch a handler waits on until the test opens it, saying when it
+/// started waiting.
+#[derive(Clone)]
+pub struct Latch(Arc<(Mutex<(bool, usize)>, Condvar)>);
+
+impl Latch {
+    fn new() -> Self {
+        Latch(Arc::new((Mutex::new((false, 0)), Condvar::new())))
+    }
+    fn wait(&self) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        g.1 += 1;
+        cv.notify_all();
+        while !g.0 {
+            g = cv.wait(g).unwrap();
+        }
+    }
+    /// Blocks until `n` handlers are waiting.
+    fn until_waiting(&self, n: usize) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        while g.1 < n {
+            g = cv.wait(g).unwrap();
+        }
+    }
+    fn open(&self) {
+        let (m, cv) = &*self.0;
+        m.lock().unwrap().0 = true;
+        cv.notify_all();
+    }
+}
+
+/// A response that counts its drops.
+#[derive(Debug)]
+pub struct Tracked(pub u64, pub Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub struct Actor {
+    log: Vec<u64>,
+}
+
+#[pool_item]
+impl Actor {
+    fn new(_id: u64) -> Self {
+        Actor { log: Vec::new() }
+    }
+
+    /// Appends `v`; answers with the whole log.
+    #[messaging(PushRequest, PushResponse)]
+    fn push(&mut self, v: u64) -> Vec<u64> {
+        self.log.push(v);
+        self.log.clone()
+    }
+
+    /// Waits on `latch`, then answers with `n`, tracked by `drops`.
+    #[messaging(HoldRequest, HoldResponse)]
+    fn hold(&mut self, latch: Latch, n: u64, drops: Arc<AtomicUsize>) -> Tracked {
+        latch.wait();
+        Tracked(n, drops)
+    }
+
+    #[messaging(BoomRequest, BoomResponse)]
+    fn boom(&mut self) {
+        panic!("boom")
+    }
+}
+
+/// A waker that counts its wake-ups and unparks a thread.
+struct Counting {
+    wakes: AtomicUsize,
+    thread: std::thread::Thread,
+}
+
+impl Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+fn counting() -> (Arc<Counting>, Waker) {
+    let c = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: std::thread::current() });
+    (c.clone(), Waker::from(c))
+}
+
+fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(waker))
+}
+
+/// Polls `f` to completion on this thread, parking between polls.
+fn block_on<F: Future + Unpin>(mut f: F) -> F::Output {
+    let (_, waker) = counting();
+    loop {
+        if let Poll::Ready(v) = poll_once(&mut f, &waker) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn pool(workers: usize) -> ThreadPool<Actor> {
+    let pool = ThreadPool::<Actor>::new(workers).unwrap();
+    for id in 0..8 {
+        pool.send_and_receive_once(ActorInit(id)).unwrap();
+    }
+    pool
+}
+
+#[test]
+fn an_async_call_returns_the_typed_response() {
+    let pool = pool(2);
+    let log = block_on(pool.send_and_receive_once_async(PushRequest(3, 7))).unwrap();
+    assert_eq!(log.result, vec![7]);
+    assert_eq!(
+        block_on(pool.send_and_receive_once_async(PushRequest(9, 1))),
+        Err(Error::UnknownId { id: 9 })
+    );
+}
+
+#[test]
+fn an_async_call_is_send_and_sends_nothing_until_polled() {
+    fn assert_send<T: Send>(_: &T) {}
+    let pool = pool(1);
+    let f = pool.send_and_receive_once_async(PushRequest(1, 5));
+    assert_send(&f);
+    let before = pool.stats().requests();
+    drop(f);
+    // Sent later, after the dropped one: the log shows only this.
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 6)).unwrap().result, vec![6]);
+    assert_eq!(pool.stats().requests(), before + 1);
+}
+
+/// First polled on one thread, which then exits; completed on another,
+/// whose waker the worker wakes.
+#[test]
+fn a_future_sent_from_one_thread_completes_on_another_after_the_first_exited() {
+    let pool = Arc::new(pool(2));
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let f = {
+        let (pool, latch, drops) = (pool.clone(), latch.clone(), drops.clone());
+        std::thread::spawn(move || {
+            // A `'static` borrow for the move: the pool outlives both threads.
+            let pool: &'static Arc<ThreadPool<Actor>> = Box::leak(Box::new(pool));
+            let mut f = pool.send_and_receive_once_async(HoldRequest(2, latch, 41, drops));
+            let (_, waker) = counting();
+            assert!(poll_once(&mut f, &waker).is_pending(), "the handler waits on the latch");
+            f
+        })
+        .join()
+        .unwrap()
+    };
+    latch.until_waiting(1);
+    let (wakes, waker) = counting();
+    let mut f = f;
+    assert!(poll_once(&mut f, &waker).is_pending());
+    latch.open();
+    let response = loop {
+        if let Poll::Ready(r) = poll_once(&mut f, &waker) {
+            break r.unwrap();
+        }
+        std::thread::park();
+    };
+    assert_eq!(response.result.0, 41);
+    assert!(wakes.wakes.load(Ordering::SeqCst) >= 1, "the worker woke this thread's waker");
+    drop(response);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_future_dropped_while_its_request_is_processed_has_its_response_dropped() {
+    let pool = pool(1);
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut f = pool.send_and_receive_once_async(HoldRequest(1, latch.clone(), 1, drops.clone()));
+    let (wakes, waker) = counting();
+    assert!(poll_once(&mut f, &waker).is_pending());
+    latch.until_waiting(1);
+    drop(f);
+    latch.open();
+    // The worker drops the late response; the slot is reused after.
+    let drops2 = drops.clone();
+    assert!(eventually(move || drops2.load(Ordering::SeqCst) == 1));
+    assert_eq!(wakes.wakes.load(Ordering::SeqCst), 0, "a dropped future's waker is not woken");
+    for v in 0..40 {
+        assert_eq!(
+            block_on(pool.send_and_receive_once_async(PushRequest(1, v))).unwrap().result.len(),
+            v as usize + 1
+        );
+    }
+}
+
+#[test]
+fn a_future_dropped_after_its_response_arrived_drops_the_response() {
+    let pool = pool(1);
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut f = pool.send_and_receive_once_async(HoldRequest(1, latch.clone(), 1, drops.clone()));
+    let (_, waker) = counting();
+    assert!(poll_once(&mut f, &waker).is_pending(), "the handler waits on the latch");
+    latch.open();
+    // A later request's answer (same thread, same item) proves this one's
+    // is in its slot.
+    pool.send_and_receive_once(PushRequest(1, 0)).unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(f);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn only_the_waker_of_the_latest_poll_is_woken() {
+    let pool = pool(1);
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut f = pool.send_and_receive_once_async(HoldRequest(1, latch.clone(), 1, drops));
+    let (first, w1) = counting();
+    let (second, w2) = counting();
+    assert!(poll_once(&mut f, &w1).is_pending());
+    assert!(poll_once(&mut f, &w2).is_pending());
+    latch.open();
+    let second2 = second.clone();
+    assert!(eventually(move || second2.wakes.load(Ordering::SeqCst) == 1));
+    assert_eq!(first.wakes.load(Ordering::SeqCst), 0);
+    assert!(poll_once(&mut f, &w2).is_ready());
+}
+
+#[test]
+fn a_panicking_waker_is_reported_and_the_response_still_taken() {
+    struct Bad;
+    impl Wake for Bad {
+        fn wake(self: Arc<Self>) {
+            panic!("bad waker")
+        }
+    }
+    let reports = Arc::new(Mutex::new(Vec::<PanicReport>::new()));
+    let sink = reports.clone();
+    let pool = ThreadPool::<Actor>::builder()
+        .workers(1)
+        .panic_handler(move |r| sink.lock().unwrap().push(r))
+        .build()
+        .unwrap();
+    pool.send_and_receive_once(ActorInit(1)).unwrap();
+    let latch = Latch::new();
+    let mut f = pool.send_and_receive_once_async(HoldRequest(1, latch.clone(), 3, Arc::default()));
+    let bad = Waker::from(Arc::new(Bad));
+    assert!(poll_once(&mut f, &bad).is_pending());
+    latch.open();
+    let reports2 = reports.clone();
+    assert!(eventually(move || !reports2.lock().unwrap().is_empty()));
+    assert!(reports.lock().unwrap()[0].message.contains("bad waker"));
+    let (_, waker) = counting();
+    assert_eq!(poll_once(&mut f, &waker).map(|r| r.unwrap().result.0), Poll::Ready(3));
+    // The worker goes on.
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 1)).unwrap().result, vec![1]);
+}
+
+/// Tasks that await each response before sending the next request have
+/// their requests processed in order, though the runtime moves them
+/// between threads (each yields between calls, and records where it ran).
+#[test]
+fn tasks_awaiting_each_response_keep_per_item_order_across_threads() {
+    let pool = Arc::new(pool(2));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..8u64)
+            .map(|t| {
+                let (pool, threads) = (pool.clone(), threads.clone());
+                tokio::spawn(async move {
+                    for i in 0..200u64 {
+                        threads.lock().unwrap().insert(std::thread::current().id());
+                        let log = pool.send_and_receive_once_async(PushRequest(t, i)).await.unwrap().result;
+                        assert_eq!(log.len() as u64, i + 1);
+                        assert_eq!(log.last(), Some(&i));
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    for t in 0..8 {
+        assert_eq!(pool.send_and_receive_once(PushRequest(t, 999)).unwrap().result.len(), 201);
+    }
+    assert!(threads.lock().unwrap().len() > 1, "the tasks ran on several threads");
+}
+
+/// Many futures cancelled by a runtime timeout while their requests wait:
+/// every response is dropped exactly once, and none is woken into a slot
+/// reused by another request.
+#[test]
+fn futures_cancelled_by_a_runtime_timeout_lose_no_response_and_mix_none_up() {
+    let pool = Arc::new(pool(2));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..16u64 {
+            let (pool, latch, drops) = (pool.clone(), latch.clone(), drops.clone());
+            tasks.push(tokio::spawn(async move {
+                let f = pool.send_and_receive_once_async(HoldRequest(t % 8, latch, t, drops));
+                tokio::time::timeout(Duration::from_millis(1), f).await.is_err()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap(), "timed out: the latch is closed");
+        }
+    });
+    latch.open();
+    let d = drops.clone();
+    assert!(eventually(move || d.load(Ordering::SeqCst) == 16));
+    // The slots are reused, and each answer reaches its own future.
+    rt.block_on(async {
+        for t in 0..64u64 {
+            let r =
+                pool.send_and_receive_once_async(HoldRequest(t % 8, latch.clone(), t, drops.clone())).await;
+            assert_eq!(r.unwrap().result.0, t);
+        }
+    });
+}
+
+#[test]
+fn an_async_call_after_shutdown_is_refused() {
+    let pool = pool(1);
+    pool.shutdown().unwrap();
+    assert_eq!(block_on(pool.send_and_receive_once_async(PushRequest(1, 1))), Err(Error::Shutdown));
+}
+
+#[test]
+fn sends_keep_their_place_and_their_failures_are_counted_and_reported() {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let panics = Arc::new(Mutex::new(Vec::<PanicReport>::new()));
+    let (e, p) = (errors.clone(), panics.clone());
+    let pool = ThreadPool::<Actor>::builder()
+        .workers(2)
+        .error_handler(move |err| e.lock().unwrap().push(err))
+        .panic_handler(move |r| p.lock().unwrap().push(r))
+        .build()
+        .unwrap();
+    pool.send(ActorInit(1)).unwrap();
+    for v in 0..100 {
+        pool.send(PushRequest(1, v)).unwrap();
+    }
+    pool.send(PushRequest(42, 0)).unwrap();
+    pool.send(BoomRequest(1)).unwrap();
+    // Sent after everything above from this thread: the panic removed item 1.
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 0)), Err(Error::UnknownId { id: 1 }));
+    pool.send(ActorInit(1)).unwrap();
+    let log = pool.send_and_receive_once(PushRequest(1, 7)).unwrap().result;
+    assert_eq!(log, vec![7]);
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors[0], Error::UnknownId { id: 42 });
+    assert!(matches!(&errors[1], Error::Panicked { id: 1, message } if message == "boom"));
+    assert_eq!(errors.len(), 2);
+    assert_eq!(panics.lock().unwrap().len(), 1);
+    assert_eq!(pool.stats().workers.iter().map(|w| w.send_errors).sum::<u64>(), 2);
+}
+
+/// A full ring: the worker holds a chunk (the ring frees its cells only
+/// once the chunk is done) while its handler waits on a latch.
+fn full_ring() -> (ThreadPool<Actor>, Latch) {
+    let pool = ThreadPool::<Actor>::builder().workers(1).ring_capacity(1).build().unwrap();
+    pool.send_and_receive_once(ActorInit(1)).unwrap();
+    let latch = Latch::new();
+    pool.send(HoldRequest(1, latch.clone(), 0, Arc::default())).unwrap();
+    latch.until_waiting(1);
+    (pool, latch)
+}
+
+#[test]
+fn try_forms_on_a_full_ring_hand_the_request_back() {
+    let (pool, latch) = full_ring();
+    let refused = pool.try_send(PushRequest(1, 1)).unwrap_err();
+    assert_eq!(refused.error, Error::Full { id: 1, worker: 0 });
+    let refused2 = pool.try_send_and_receive_once(PushRequest(1, 2)).unwrap_err();
+    assert_eq!(refused2.error, Error::Full { id: 1, worker: 0 });
+    latch.open();
+    // Sent again, in the order chosen now.
+    pool.send(refused2.message.unwrap()).unwrap();
+    let reply = pool.send_and_receive_once(refused.message.unwrap()).unwrap();
+    assert_eq!(PushRequest::from_reply(reply).unwrap().result, vec![2, 1]);
+    // With room, the try-forms send.
+    assert_eq!(pool.try_send_and_receive_once(PushRequest(1, 3)).unwrap().result, vec![2, 1, 3]);
+}
+
+#[test]
+fn a_call_waiting_for_room_past_its_deadline_times_out_and_sends_nothing() {
+    let (pool, latch) = full_ring();
+    let late = pool.send_and_receive_once_timeout(PushRequest(1, 1), Duration::from_millis(20));
+    assert_eq!(late, Err(Error::Timeout { id: 1 }));
+    latch.open();
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 2)).unwrap().result, vec![2]);
+}
+
+#[test]
+fn a_call_past_its_deadline_times_out_and_its_late_response_is_dropped() {
+    let pool = pool(1);
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let late = pool.send_and_receive_once_timeout(
+        HoldRequest(1, latch.clone(), 1, drops.clone()),
+        Duration::from_millis(20),
+    );
+    assert_eq!(late.map(|r| r.result.0), Err(Error::Timeout { id: 1 }));
+    latch.open();
+    // The next call from this thread is answered after the late one, with
+    // its own response; the late one was dropped on the way.
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 5)).unwrap().result, vec![5]);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // In time, it answers.
+    let on_time = pool.send_and_receive_once_timeout(PushRequest(1, 6), Duration::from_secs(30));
+    assert_eq!(on_time.unwrap().result, vec![5, 6]);
+}
+
+#[test]
+fn one_batch_carries_requests_of_several_types() {
+    let pool = pool(2);
+    let mixed =
+        [PushRequest(1, 1).into_message(), ActorInit(20).into_message(), PushRequest(2, 2).into_message()];
+    let replies: Vec<_> = pool.send_and_receive(mixed).unwrap().collect();
+    assert_eq!(replies.len(), 3);
+    let mut replies = replies.into_iter();
+    assert_eq!(PushRequest::from_reply(replies.next().unwrap().unwrap()).unwrap().result, vec![1]);
+    assert_eq!(ActorInit::from_reply(replies.next().unwrap().unwrap()).unwrap().id, 20);
+    assert_eq!(PushRequest::from_reply(replies.next().unwrap().unwrap()).unwrap().result, vec![2]);
+}
+
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
