@@ -69,7 +69,7 @@ mod wire;
 mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
-pub use caller::{AsyncResponse, Responses};
+pub use caller::{AsyncResponse, AsyncResponses, Responses};
 pub use error::{BatchError, BuildError, Error, NewItemError, TrySendError};
 pub use id_provider::IdProvider;
 pub use idle::Idle;

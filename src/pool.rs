@@ -1,15 +1,16 @@
 //! The pool's handle: what users call.
 
-use crate::caller::{self, decode, AsyncResponse, Responses};
+use crate::caller::{self, decode, AsyncResponse, AsyncResponses, Responses};
 use crate::doorbell::CONTROL;
 use crate::error::{take_panic_message, Error, TrySendError};
-use crate::item::{Message, PoolItem, Request};
+use crate::item::{Message, PoolItem, Reply, Request};
 use crate::shared::{current_worker, Shared, NOT_PINNED};
 use crate::stats::{PoolStats, WorkerStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, Mutex};
 use crate::trace::{event, span};
+use crate::wire::{IdSink, Query};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -232,6 +233,22 @@ impl<P: PoolItem> ThreadPool<P> {
         AsyncResponse::new(&self.shared, request)
     }
 
+    /// [`send_and_receive`](Self::send_and_receive), as a stream: the
+    /// responses in request order, each its own `Result`, with the same
+    /// bounded streaming (a window of requests ahead of the response
+    /// awaited). `Send` when the request iterator is, so the task awaiting
+    /// it may move between threads; per item, the batch's requests are
+    /// processed in order wherever it runs (a task moved with requests in
+    /// flight sends nothing from its new thread until they are answered).
+    /// See [`AsyncResponses`] for an example.
+    pub fn send_and_receive_async<R, I>(&self, requests: I) -> AsyncResponses<'_, P, R, I::IntoIter>
+    where
+        R: Request<P>,
+        I: IntoIterator<Item = R>,
+    {
+        AsyncResponses::new(&self.shared, requests.into_iter())
+    }
+
     /// Sends one request without waiting for its response, which the
     /// worker drops. Waits only for room in a full ring.
     ///
@@ -326,6 +343,101 @@ impl<P: PoolItem> ThreadPool<P> {
         let outcome =
             handle.try_call(worker, msg).map_err(|(error, msg)| TrySendError { error, message: msg })?;
         Ok(decode::<P, R>(id, outcome)?)
+    }
+
+    /// Whether the item `id` exists, as its worker sees it when this
+    /// thread's question reaches it: after every request this thread sent
+    /// it before (they share the ring), unordered with other threads'.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, RemoveRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// assert!(!pool.contains(5)?);
+    /// pool.send(AddRequest::new(5, RandomsInit { count: 1 }))?;
+    /// assert!(pool.contains(5)?);
+    /// pool.send(RemoveRequest(5))?;
+    /// assert!(!pool.contains(5)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contains(&self, id: u64) -> Result<bool, Error> {
+        let worker = self.shared.route::<P>(id)?;
+        let handle = caller::handle(&self.shared)?;
+        match handle.query(worker, Query::Contains(id))? {
+            Ok(Reply::Removed { existed, .. }) => Ok(existed),
+            Ok(_) => Err(Error::UnexpectedResponse { id }),
+            Err(e) => Err(*e),
+        }
+    }
+
+    /// The ids of every item, worker by worker (unsorted). Each worker's
+    /// part is what it holds when this thread's question reaches it, after
+    /// every request this thread sent it before; items added or removed by
+    /// other threads meanwhile may or may not be listed.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(3)?;
+    /// pool.send_and_receive((0..10).map(|id| AddRequest::new(id * 7, RandomsInit { count: 1 })))?
+    ///     .collect_all::<Vec<_>>()?;
+    /// let mut ids = pool.ids()?;
+    /// ids.sort();
+    /// assert_eq!(ids, (0..10).map(|id| id * 7).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ids(&self) -> Result<Vec<u64>, Error> {
+        let handle = caller::handle(&self.shared)?;
+        let mut ids = Vec::new();
+        for worker in 0..self.shared.workers.len() {
+            // The worker appends to `ids` before it answers; we wait for the
+            // answer, with no deadline, before we touch `ids` again.
+            match handle.query(worker, Query::Ids(IdSink(&mut ids)))? {
+                Ok(_) => {}
+                Err(e) => return Err(*e),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Sends a request to every item, `make(id)` for each, and returns each
+    /// item's id with its response.
+    ///
+    /// Delivered to every item that exists when the broadcast starts (its
+    /// [`ids`](Self::ids)) and still exists when its request reaches it;
+    /// an item removed in between is left out (an `UnknownId` for the very
+    /// id asked is not reported), one added in between is not reached. The
+    /// requests go as one batch, streamed, so each item's response is its
+    /// own `Result`: a panicking item fails its own entry only.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// pool.send_and_receive((0..5).map(|id| AddRequest::new(id, RandomsInit { count: 3 })))?
+    ///     .collect_all::<Vec<_>>()?;
+    /// let sums = pool.broadcast(SumRequest)?;
+    /// assert_eq!(sums.len(), 5);
+    /// assert!(sums.iter().all(|(id, sum)| sum.as_ref().unwrap().id == *id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn broadcast<R, F>(&self, mut make: F) -> Result<Vec<(u64, Result<R::Response, Error>)>, Error>
+    where
+        R: Request<P>,
+        F: FnMut(u64) -> R,
+    {
+        let ids = self.ids()?;
+        let responses = self.send_and_receive(ids.iter().map(|&id| make(id)))?;
+        Ok(ids
+            .iter()
+            .copied()
+            .zip(responses)
+            .filter(|(id, r)| !matches!(r, Err(Error::UnknownId { id: gone }) if gone == id))
+            .collect())
     }
 
     /// Shuts the pool down: new calls fail with [`Error::Shutdown`], every

@@ -20,11 +20,69 @@ use crate::sync::{Arc, Mutex};
 /// bytes; `Reply` of a `u64` response 16, and so is the whole outcome).
 pub(crate) type Outcome<P> = Result<Reply<P>, Box<Error>>;
 
-/// A request on its way: the message, and where its reply goes.
+/// A request on its way: the message (or a question for the worker
+/// itself), and where its reply goes.
 pub(crate) struct Envelope<P: PoolItem> {
-    pub(crate) msg: Message<P>,
+    pub(crate) payload: Payload<P>,
     pub(crate) to: ReplyTo<Outcome<P>>,
 }
+
+impl<P: PoolItem> Envelope<P> {
+    pub(crate) fn new(msg: Message<P>, to: ReplyTo<Outcome<P>>) -> Self {
+        Self { payload: Payload::Message(msg), to }
+    }
+
+    /// The user's message, to hand back when it is refused. Only for an
+    /// envelope made by [`new`](Self::new) (the question-asking path,
+    /// `CallerHandle::query`, never hands one back).
+    pub(crate) fn into_message(self) -> Message<P> {
+        match self.payload {
+            Payload::Message(m) => m,
+            Payload::Query(_) => unreachable!("a question is never handed back"),
+        }
+    }
+}
+
+/// What a request carries.
+pub(crate) enum Payload<P: PoolItem> {
+    /// A message for an item.
+    Message(Message<P>),
+    /// A question about the worker's items, answered into a reply cell by
+    /// the caller's blocking wait (`CallerHandle::query`).
+    Query(Query),
+}
+
+impl<P: PoolItem> Payload<P> {
+    /// The item the request is about (0 for a question about all of them).
+    pub(crate) fn id(&self) -> u64 {
+        match self {
+            Payload::Message(m) => m.id(),
+            Payload::Query(Query::Contains(id)) => *id,
+            Payload::Query(Query::Ids(_)) => 0,
+        }
+    }
+}
+
+/// A question about a worker's items.
+pub(crate) enum Query {
+    /// Whether item `id` lives here: answered `Reply::Removed { id, existed }`
+    /// (nothing is removed).
+    Contains(u64),
+    /// Append the ids of the items that live here to the caller's vector,
+    /// then answer `Reply::Added { id: 0 }`.
+    Ids(IdSink),
+}
+
+/// The address of a caller's `Vec<u64>`, which the caller does not touch
+/// until the answer to the question is in: it waits for it, with no
+/// deadline, before it looks at or drops the vector.
+pub(crate) struct IdSink(pub(crate) *mut Vec<u64>);
+
+// SAFETY: the vector is written by the worker only, while its caller waits
+// for the reply that the worker publishes after the writes (Release), and
+// read by the caller only after it took that reply (Acquire): never by both
+// at once, and `Vec<u64>` is `Send`.
+unsafe impl Send for IdSink {}
 
 /// Where a reply goes, in one word (a request stays 8 bytes larger than its
 /// message, not 16): the lane's next reply cell (the blocking paths,
@@ -53,6 +111,11 @@ impl<T> ReplyTo<T> {
     pub(crate) fn slot(slot: SlotRef<T>) -> Self {
         const { assert!(std::mem::align_of::<crate::slot::Slot<()>>() > FORGET) };
         Self { word: slot.addr(), _slot: std::marker::PhantomData }
+    }
+
+    /// Whether the reply goes into the lane's next reply cell.
+    pub(crate) fn is_cell(&self) -> bool {
+        self.word == CELL
     }
 
     /// Where the reply goes.

@@ -126,4 +126,20 @@ fn warm_async_calls_and_sends_allocate_nothing() {
     let after = ALLOCS.load(Ordering::SeqCst);
     assert!(checksum > 0);
     assert_eq!(after - before, 0, "allocations during 1,200 async calls and 1,000 sends");
+
+    // An async batch allocates its window when it is made, and nothing per
+    // request.
+    let batches = |checksum: &mut u128| {
+        for _ in 0..10 {
+            let mut responses = pool.send_and_receive_async((0..1000).map(|i| SumRequest(i % 100)));
+            while let Some(r) = block_on(responses.next(), &waker) {
+                *checksum += r.unwrap().sum;
+            }
+        }
+    };
+    batches(&mut checksum);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    batches(&mut checksum);
+    let after = ALLOCS.load(Ordering::SeqCst);
+    assert_eq!(after - before, 10, "one allocation per async batch of 1,000 (its window)");
 }

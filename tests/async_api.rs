@@ -55,13 +55,21 @@ impl Drop for Tracked {
 }
 
 pub struct Actor {
+    id: u64,
     log: Vec<u64>,
 }
 
 #[pool_item]
 impl Actor {
-    fn new(_id: u64) -> Self {
-        Actor { log: Vec::new() }
+    fn new(id: u64) -> Self {
+        Actor { id, log: Vec::new() }
+    }
+
+    /// Answers with its id, or panics if it is `bad`.
+    #[messaging(PickyRequest, PickyResponse)]
+    fn picky(&mut self, bad: u64) -> u64 {
+        assert_ne!(self.id, bad, "picky");
+        self.id
     }
 
     /// Appends `v`; answers with the whole log.
@@ -373,10 +381,11 @@ fn sends_keep_their_place_and_their_failures_are_counted_and_reported() {
     pool.send(ActorInit(1)).unwrap();
     let log = pool.send_and_receive_once(PushRequest(1, 7)).unwrap().result;
     assert_eq!(log, vec![7]);
+    // Two workers: the errors come in either order.
     let errors = errors.lock().unwrap();
-    assert_eq!(errors[0], Error::UnknownId { id: 42 });
-    assert!(matches!(&errors[1], Error::Panicked { id: 1, message } if message == "boom"));
     assert_eq!(errors.len(), 2);
+    assert!(errors.contains(&Error::UnknownId { id: 42 }));
+    assert!(errors.iter().any(|e| matches!(e, Error::Panicked { id: 1, message } if message == "boom")));
     assert_eq!(panics.lock().unwrap().len(), 1);
     assert_eq!(pool.stats().workers.iter().map(|w| w.send_errors).sum::<u64>(), 2);
 }
@@ -448,6 +457,111 @@ fn one_batch_carries_requests_of_several_types() {
     assert_eq!(PushRequest::from_reply(replies.next().unwrap().unwrap()).unwrap().result, vec![1]);
     assert_eq!(ActorInit::from_reply(replies.next().unwrap().unwrap()).unwrap().id, 20);
     assert_eq!(PushRequest::from_reply(replies.next().unwrap().unwrap()).unwrap().result, vec![2]);
+}
+
+#[test]
+fn contains_and_ids_see_every_request_sent_before_from_this_thread() {
+    let pool = ThreadPool::<Actor>::new(3).unwrap();
+    assert_eq!(pool.ids().unwrap(), Vec::<u64>::new());
+    for id in (0..30).map(|i| i * 11) {
+        pool.send(ActorInit(id)).unwrap();
+    }
+    assert!(pool.contains(33).unwrap());
+    assert!(!pool.contains(34).unwrap());
+    let mut ids = pool.ids().unwrap();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..30).map(|i| i * 11).collect::<Vec<_>>());
+    pool.send(shardpool::RemoveRequest(33)).unwrap();
+    assert!(!pool.contains(33).unwrap());
+    assert_eq!(pool.ids().unwrap().len(), 29);
+    pool.shutdown().unwrap();
+    assert_eq!(pool.contains(0), Err(Error::Shutdown));
+    assert_eq!(pool.ids(), Err(Error::Shutdown));
+}
+
+#[test]
+fn a_broadcast_reaches_every_item_and_a_panicking_one_fails_alone() {
+    let pool = pool(2);
+    let mut all = pool.broadcast(|id| PickyRequest(id, 5)).unwrap();
+    all.sort_by_key(|(id, _)| *id);
+    assert_eq!(all.len(), 8);
+    for (id, r) in &all {
+        if *id == 5 {
+            assert!(matches!(r, Err(Error::Panicked { id: 5, .. })), "{r:?}");
+        } else {
+            assert_eq!(r.as_ref().unwrap().result, *id);
+        }
+    }
+    // The panic removed item 5: the next broadcast leaves it out.
+    let ids: Vec<_> =
+        pool.broadcast(|id| PickyRequest(id, 99)).unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 7);
+    assert!(!ids.contains(&5));
+}
+
+/// An async batch on a multi-threaded runtime, yielding between responses
+/// so that the task moves: every response in request order, and per item
+/// the requests processed in the order sent.
+#[test]
+fn an_async_batch_answers_in_order_and_keeps_per_item_order_across_threads() {
+    let pool = Arc::new(pool(2));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(3).build().unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..4u64)
+            .map(|t| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    // Task t owns items t and t + 4; request i goes to one of them.
+                    let requests = (0..500u64).map(move |i| PushRequest(t + 4 * (i % 2), i));
+                    let mut responses = pool.send_and_receive_async(requests);
+                    let mut i = 0u64;
+                    while let Some(r) = responses.next().await {
+                        let log = r.unwrap().result;
+                        assert_eq!(log.last(), Some(&i), "response {i} in request order");
+                        assert!(log.windows(2).all(|w| w[0] < w[1]), "per item, in order sent");
+                        assert_eq!(log.len() as u64, i / 2 + 1);
+                        i += 1;
+                        if i % 7 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    assert_eq!(i, 500);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn an_async_batch_answers_failures_in_place_and_dropped_early_loses_nothing() {
+    let pool = pool(2);
+    let results: Vec<_> = block_on(Box::pin(async {
+        let mut responses =
+            pool.send_and_receive_async([PushRequest(1, 1), PushRequest(77, 2), PushRequest(1, 3)]);
+        let mut all = Vec::new();
+        while let Some(r) = responses.next().await {
+            all.push(r.map(|r| r.result));
+        }
+        all
+    }));
+    assert_eq!(results, vec![Ok(vec![1]), Err(Error::UnknownId { id: 77 }), Ok(vec![1, 3])]);
+    // Dropped after one response, with the rest in flight: their responses
+    // are dropped when they come, and nothing hangs.
+    let latch = Latch::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let requests: Vec<_> = (0..6).map(|i| HoldRequest(i % 2, latch.clone(), i, drops.clone())).collect();
+    let mut responses = pool.send_and_receive_async(requests);
+    let (_, waker) = counting();
+    assert!(poll_once(&mut Box::pin(responses.next()), &waker).is_pending());
+    latch.until_waiting(2);
+    drop(responses);
+    latch.open();
+    let d = drops.clone();
+    assert!(eventually(move || d.load(Ordering::SeqCst) == 6));
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 9)).unwrap().result, vec![1, 3, 9]);
 }
 
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {

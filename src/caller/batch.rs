@@ -222,7 +222,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             return true;
         }
         let Stalled { worker, msg, id } = s;
-        let pushed = local.producers[worker].push(Envelope { msg, to: ReplyTo::CELL }).map_err(|env| env.msg);
+        let pushed =
+            local.producers[worker].push(Envelope::new(msg, ReplyTo::CELL)).map_err(|env| env.into_message());
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {
@@ -315,7 +316,8 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         drop(discard);
         self.handle.after_wait(slept);
         // No deadline: the outcome is there.
-        let Some(outcome) = outcome else { unreachable!("a wait with no deadline ended without its reply") };
+        // A wait with no deadline ends with its reply.
+        let outcome = outcome.unwrap_or_else(|| Err(Box::new(Error::Timeout { id })));
         self.list.len -= 1;
         Some(decode::<P, R>(id, outcome))
     }

@@ -36,7 +36,7 @@ use crate::sync::ring::{ring, Producer};
 use crate::sync::thread;
 use crate::sync::{Arc, Backoff, Spin};
 use crate::trace::event;
-use crate::wire::{CallerShared, Envelope, Outcome, Registration, ReplyTo};
+use crate::wire::{CallerShared, Envelope, Outcome, Payload, Query, Registration, ReplyTo};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -45,8 +45,10 @@ use std::time::Instant;
 
 mod batch;
 mod future;
+mod stream;
 pub use batch::Responses;
 pub use future::AsyncResponse;
+pub use stream::AsyncResponses;
 
 /// A caller whose spin is shorter than this sleeps on its reply cells.
 const CELL_SLEEP_BELOW: std::time::Duration = std::time::Duration::from_micros(20);
@@ -343,6 +345,12 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
 }
 
 impl<P: PoolItem> CallerHandle<P> {
+    /// The part of this caller its workers see; it names the thread's
+    /// lanes while it lives.
+    pub(crate) fn shared(&self) -> &Arc<CallerShared> {
+        &self.shared
+    }
+
     /// Announces to worker `w` that this caller's ring has work.
     #[inline]
     fn notify(&self, w: usize) {
@@ -433,7 +441,7 @@ impl<P: PoolItem> CallerHandle<P> {
                 Wait::Forever => false,
             };
             if timed_out {
-                let id = env.msg.id();
+                let id = env.payload.id();
                 let error = match wait {
                     Wait::Until(_) => Error::Timeout { id },
                     _ => Error::Full { id, worker: w },
@@ -477,8 +485,8 @@ impl<P: PoolItem> CallerHandle<P> {
         deadline: Option<Instant>,
     ) -> Result<Outcome<P>, Error> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        self.exchange(w, msg, wait, deadline).map_err(|(e, msg)| {
-            drop(msg);
+        self.exchange(w, Envelope::new(msg, ReplyTo::CELL), wait, deadline).map_err(|(e, env)| {
+            drop(env);
             e
         })
     }
@@ -490,25 +498,34 @@ impl<P: PoolItem> CallerHandle<P> {
         w: usize,
         msg: Message<P>,
     ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
-        self.exchange(w, msg, Wait::No, None)
+        self.exchange(w, Envelope::new(msg, ReplyTo::CELL), Wait::No, None)
+            .map_err(|(e, env)| (e, env.map(Envelope::into_message)))
     }
 
-    /// Pushes `msg` (waiting for room as `wait` says) and waits for its
-    /// reply until `deadline`. A message not sent is handed back, to be
-    /// dropped (user code) by the caller, outside our state's borrow.
+    /// Asks worker `w` a question about its items and waits for the answer
+    /// (no deadline: a `Query::Ids` sink must outlive the worker's writes).
+    pub(crate) fn query(&self, w: usize, query: Query) -> Result<Outcome<P>, Error> {
+        let env = Envelope { payload: Payload::Query(query), to: ReplyTo::CELL };
+        self.exchange(w, env, Wait::Forever, None).map_err(|(e, _)| e)
+    }
+
+    /// Pushes `env` (waiting for room as `wait` says) and waits for its
+    /// reply, in a reply cell, until `deadline`. An envelope not sent is
+    /// handed back, to be dropped (user code) by the caller, outside our
+    /// state's borrow.
     fn exchange(
         &self,
         w: usize,
-        msg: Message<P>,
+        env: Envelope<P>,
         wait: Wait,
         deadline: Option<Instant>,
-    ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
+    ) -> Result<Outcome<P>, (Error, Option<Envelope<P>>)> {
         let mut local = self.local.borrow_mut();
         let spin = self.spin(Some(w));
         local.choose_sleep(spin, &self.shared.sleeper);
-        let id = msg.id();
-        if let Err((e, env)) = self.push(&mut local, w, Envelope { msg, to: ReplyTo::CELL }, true, wait) {
-            return Err((e, Some(env.msg)));
+        let id = env.payload.id();
+        if let Err((e, env)) = self.push(&mut local, w, env, true, wait) {
+            return Err((e, Some(env)));
         }
         let idx = local.alloc();
         local.sent(w, idx);
@@ -527,7 +544,7 @@ impl<P: PoolItem> CallerHandle<P> {
     pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
         let mut local = self.local.borrow_mut();
         let wait = if wait { Wait::Forever } else { Wait::No };
-        let env = Envelope { msg, to: ReplyTo::FORGET };
+        let env = Envelope::new(msg, ReplyTo::FORGET);
         let pushed = self.push(&mut local, w, env, false, wait);
         drop(local);
         match pushed {
@@ -535,7 +552,7 @@ impl<P: PoolItem> CallerHandle<P> {
                 self.announce(w);
                 Ok(())
             }
-            Err((e, env)) => Err((e, env.msg)),
+            Err((e, env)) => Err((e, env.into_message())),
         }
     }
 
@@ -546,7 +563,7 @@ impl<P: PoolItem> CallerHandle<P> {
     pub(crate) fn send_to_slot(&self, w: usize, msg: Message<P>) -> Result<Sent<P>, (Error, Message<P>)> {
         let mut local = self.local.borrow_mut();
         let slot = local.slots.alloc();
-        let env = Envelope { msg, to: ReplyTo::slot(slot) };
+        let env = Envelope::new(msg, ReplyTo::slot(slot));
         match self.push(&mut local, w, env, false, Wait::No) {
             Ok(()) => {
                 let slab = local.slots.slab().clone();
@@ -557,7 +574,7 @@ impl<P: PoolItem> CallerHandle<P> {
             Err((e, env)) => {
                 local.slots.unused(slot);
                 drop(local);
-                Err((e, env.msg))
+                Err((e, env.into_message()))
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::sync::atomic::{bump, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{CallerShared, Destination, Envelope, Outcome};
+use crate::wire::{CallerShared, Destination, Envelope, IdSink, Outcome, Payload, Query};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -58,7 +58,17 @@ impl<P: PoolItem> Core<P> {
         counters: &WorkerCounters,
         barrier: &Barrier,
     ) {
-        let Envelope { msg, to } = env;
+        let Envelope { payload, to } = env;
+        let msg = match payload {
+            Payload::Message(msg) => msg,
+            Payload::Query(q) => {
+                // Questions come from a caller waiting in a reply cell.
+                debug_assert!(to.is_cell());
+                let answer = self.answer(q);
+                self.reply_to_cell(Ok(answer), back, barrier);
+                return;
+            }
+        };
         let id = msg.id();
         let result = self.handle(msg, counters);
         bump(&counters.requests, 1);
@@ -85,6 +95,20 @@ impl<P: PoolItem> Core<P> {
                 }
                 Err(error) => self.unanswered(error, counters),
             },
+        }
+    }
+
+    /// Answers a question about the items here.
+    fn answer(&self, query: Query) -> Reply<P> {
+        match query {
+            Query::Contains(id) => Reply::Removed { id, existed: self.items.contains_key(&id) },
+            Query::Ids(IdSink(sink)) => {
+                // SAFETY: the caller waits, with no deadline, for the reply
+                // published after this write, and does not touch the vector
+                // until it has it (`IdSink`).
+                unsafe { (*sink).extend(self.items.keys()) };
+                Reply::Added { id: 0 }
+            }
         }
     }
 
