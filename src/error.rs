@@ -117,18 +117,25 @@ pub enum Error {
     },
     /// A call with a deadline
     /// ([`send_and_receive_once_timeout`](crate::ThreadPool::send_and_receive_once_timeout))
-    /// was not answered in time. The request may still be processed (it
-    /// may have been already): the item's state may show its effect. Its
-    /// response, when it comes, is dropped.
+    /// was sent and not answered in time. The request may still be
+    /// processed (it may have been already): the item's state may show its
+    /// effect. Its response is dropped once this thread takes it off its
+    /// lane (at its next blocking call to that worker, or when it exits).
+    /// (A deadline that passes before the request could be sent gives
+    /// [`Error::Full`]: nothing was sent.)
     Timeout {
         /// The item the request was addressed to.
         id: u64,
     },
-    /// The calling thread's ring to the item's worker was full, and a
-    /// try-form ([`try_send`](crate::ThreadPool::try_send),
+    /// The calling thread's lane to the item's worker was full (its ring,
+    /// or the reply cells of its earlier calls still unanswered), and the
+    /// request was not sent: a try-form
+    /// ([`try_send`](crate::ThreadPool::try_send),
     /// [`try_send_and_receive_once`](crate::ThreadPool::try_send_and_receive_once))
-    /// does not wait for room. Nothing was sent; the try-forms hand the
-    /// request back in their [`TrySendError`].
+    /// does not wait for room, and it hands the request back in its
+    /// [`TrySendError`]; a call with a deadline
+    /// ([`send_and_receive_once_timeout`](crate::ThreadPool::send_and_receive_once_timeout))
+    /// waited for room until the deadline.
     Full {
         /// The item the request was addressed to.
         id: u64,
@@ -184,7 +191,7 @@ impl fmt::Display for Error {
             }
             Error::Timeout { id } => write!(f, "the request to item {id} was not answered in time"),
             Error::Full { id, worker } => {
-                write!(f, "the ring to worker {worker} (item {id}) is full; nothing was sent")
+                write!(f, "the lane to worker {worker} (item {id}) is full; nothing was sent")
             }
             Error::BarrierFailed { errno } => write!(
                 f,

@@ -139,10 +139,13 @@ impl<P: PoolItem> ThreadPool<P> {
     /// [`send_and_receive_once`](Self::send_and_receive_once), waiting at
     /// most `timeout` (for room in a full ring, and for the response).
     ///
-    /// Past it, the call returns [`Error::Timeout`]; the request may still
-    /// be processed, or may have been already, and its response is dropped
-    /// when it comes. Order is kept: a later request from this thread to
-    /// the same item is processed after it.
+    /// Past it, the call returns [`Error::Timeout`] if the request was sent
+    /// (it may still be processed, or may have been already; its response
+    /// is dropped when this thread takes it off its lane), or
+    /// [`Error::Full`] if the ring had no room for it until then (nothing
+    /// was sent). Order is kept: a later request from this thread to the
+    /// same item is processed after it. The deadline may be overshot by
+    /// about a millisecond (the pauses of the wait for room).
     ///
     /// ```
     /// use shardpool::{pool_item, Error, ThreadPool};
@@ -203,8 +206,28 @@ impl<P: PoolItem> ThreadPool<P> {
     /// Per item, requests are processed in the order they leave a thread.
     /// A task that awaits each response before it sends the next request
     /// therefore has its requests processed in order, whichever threads the
-    /// runtime runs it on. Requests in flight at once from one task (joined
-    /// futures) are ordered only if they left from the same thread.
+    /// runtime runs it on. Requests in flight at once from one task are
+    /// ordered only if they left from the same thread: joined futures, a
+    /// [`send`](Self::send) followed by an `.await` elsewhere and then a
+    /// call, or a call whose future was dropped (a runtime timeout) before
+    /// its response came, followed by another call.
+    ///
+    /// # What runs on the worker
+    ///
+    /// The worker wakes the task's waker (`wake_by_ref`), and may drop the
+    /// last clone of it: that is the runtime's code, run on the pool's
+    /// worker under `catch_unwind` (a panic goes to the
+    /// [`panic_handler`](crate::ThreadPoolBuilder::panic_handler)). With
+    /// the common runtimes that is a few atomic operations; a waker that
+    /// polls the task inline, or blocks, does so on the worker.
+    ///
+    /// # A full ring
+    ///
+    /// The future does not block its thread waiting for room in a full
+    /// ring: it wakes its own task and returns `Pending`, so the runtime
+    /// polls it again on the task's next turn, which costs a spin of the
+    /// executor's thread while the ring stays full (the worker is draining
+    /// it, a chunk at a time).
     ///
     /// ```
     /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};

@@ -462,7 +462,8 @@ impl Sleeper {
                 break;
             }
             // Z. A wake-up, stray or not, leads back to S.
-            if !thread::park_until(deadline) || ready() {
+            let past = |d: Instant| Instant::now() >= d;
+            if !thread::park_until(deadline) || ready() || deadline.is_some_and(past) {
                 break;
             }
         }

@@ -171,10 +171,14 @@ impl<T> SlotRef<T> {
         Self(unsafe { NonNull::new_unchecked(addr as *mut Slot<T>) })
     }
 
-    fn slot(&self) -> &Slot<T> {
-        // SAFETY: a `SlotRef` is only made for a slot of a live slab (`Owner::
-        // alloc`, or `from_addr` under its contract), and its holders keep
-        // the slab alive (module docs).
+    /// The slot itself.
+    ///
+    /// # Safety
+    ///
+    /// Its slab is alive for as long as the reference is used.
+    unsafe fn slot(&self) -> &Slot<T> {
+        // SAFETY: a `SlotRef` is only made for a slot of a slab (`Owner::get`,
+        // or `from_addr` under its contract), alive by the caller's promise.
         unsafe { self.0.as_ref() }
     }
 }
@@ -211,13 +215,15 @@ impl<T> Owner<T> {
         // with, or it is new); the push of the request that names it
         // publishes this to the worker, and the future is moved to other
         // threads with the runtime's own synchronization.
-        slot.slot().state.store(0, Ordering::Relaxed);
+        // SAFETY: `self` holds the slab.
+        unsafe { slot.slot() }.state.store(0, Ordering::Relaxed);
         slot
     }
 
     /// Takes back a slot from `alloc` that no request named after all.
     pub(crate) fn unused(&mut self, slot: SlotRef<T>) {
-        self.free.push(slot.slot().index);
+        // SAFETY: `self` holds the slab.
+        self.free.push(unsafe { slot.slot() }.index);
     }
 
     /// Takes every slot returned by others into the free list; returns
@@ -240,7 +246,8 @@ impl<T> Owner<T> {
         while top != NIL {
             self.free.push(top);
             // Relaxed: written before the push that the swap acquired.
-            top = self.get(top).slot().next.load(Ordering::Relaxed);
+            // SAFETY: `self` holds the slab.
+            top = unsafe { self.get(top).slot() }.next.load(Ordering::Relaxed);
         }
         self.free.pop()
     }
@@ -322,7 +329,8 @@ pub(crate) struct Leftovers<T> {
 /// the owner of `slab` after `alloc` handed it out, and this is the one
 /// reply to that request.
 pub(crate) unsafe fn publish<T>(slab: &Slab<T>, slot: SlotRef<T>, value: T) -> Leftovers<T> {
-    let slot = slot.slot();
+    // SAFETY: `slab`, alive while we hold it, is the slot's (the contract).
+    let slot = unsafe { slot.slot() };
     let mut left = Leftovers { reply: None, panic: None, waker: None };
     // SAFETY: VALUE is not set, so the receiver does not read the value, and
     // we are the one writer (the caller's promise).
@@ -367,7 +375,8 @@ pub(crate) unsafe fn publish<T>(slab: &Slab<T>, slot: SlotRef<T>, value: T) -> L
 /// The caller holds `slot` (handed out by `alloc` for one request) and has
 /// not yet had `Ready` from it or called `close` on it; `slab` is its slab.
 pub(crate) unsafe fn poll<T>(slab: &Slab<T>, slot: SlotRef<T>, cx: &Context<'_>) -> Poll<T> {
-    let s = slot.slot();
+    // SAFETY: as in `publish`.
+    let s = unsafe { slot.slot() };
     // Acquire: pairs with the worker's Release `fetch_or(VALUE)`.
     let mut state = s.state.load(Ordering::Acquire);
     if state & VALUE != 0 {
@@ -415,7 +424,8 @@ pub(crate) unsafe fn poll<T>(slab: &Slab<T>, slot: SlotRef<T>, cx: &Context<'_>)
 ///
 /// As for [`poll`].
 pub(crate) unsafe fn close<T>(slab: &Slab<T>, slot: SlotRef<T>) -> Option<T> {
-    let s = slot.slot();
+    // SAFETY: as in `publish`.
+    let s = unsafe { slot.slot() };
     // Acquire: as in `poll`.
     let mut state = s.state.load(Ordering::Acquire);
     if state & VALUE == 0 && state & WAKER != 0 {
@@ -434,14 +444,14 @@ pub(crate) unsafe fn close<T>(slab: &Slab<T>, slot: SlotRef<T>) -> Option<T> {
     // acquires GONE with its `fetch_or(VALUE)`); Acquire makes the reply
     // visible if it came first.
     state = s.state.fetch_or(GONE, Ordering::AcqRel);
+    // Published before our GONE, and without WAKER: the worker is done, and
+    // the reply is ours. Otherwise the worker will find GONE, drop the reply
+    // and free the slot.
+    // SAFETY: as above.
+    let reply = (state & VALUE != 0).then(|| unsafe { take(slab, s, state) });
+    // Last, runtime code: a panic here leaves the slot consistent.
     drop(waker);
-    if state & VALUE != 0 {
-        // Published before our GONE, and without WAKER: the worker is done.
-        // SAFETY: as above.
-        return Some(unsafe { take(slab, s, state) });
-    }
-    // The worker will find GONE, drop the reply and free the slot.
-    None
+    reply
 }
 
 /// Receiver: takes the reply out of a slot whose `state` (seen with

@@ -213,3 +213,36 @@ impl Drop for CallerShared {
         self.lane_ids.release(self.lane);
     }
 }
+
+#[cfg(all(test, not(shardpool_loom)))]
+mod tests {
+    use super::*;
+    use crate::error::NewItemError;
+
+    struct Echo;
+
+    impl PoolItem for Echo {
+        type Init = ();
+        type Api = u64;
+        type Response = u64;
+        type ThreadState = ();
+
+        fn new_pool_item(_: u64, _: ()) -> Result<Self, NewItemError> {
+            Ok(Echo)
+        }
+
+        fn process_message(&mut self, request: u64) -> u64 {
+            request
+        }
+    }
+
+    /// A request costs its message and one word: the questions and the
+    /// reply's destination add no tag of their own.
+    #[test]
+    fn an_envelope_is_its_message_and_one_word() {
+        let message = std::mem::size_of::<Message<Echo>>();
+        assert_eq!(message, 24);
+        assert_eq!(std::mem::size_of::<Payload<Echo>>(), message);
+        assert_eq!(std::mem::size_of::<Envelope<Echo>>(), message + std::mem::size_of::<usize>());
+    }
+}

@@ -418,10 +418,10 @@ fn try_forms_on_a_full_ring_hand_the_request_back() {
 }
 
 #[test]
-fn a_call_waiting_for_room_past_its_deadline_times_out_and_sends_nothing() {
+fn a_call_waiting_for_room_past_its_deadline_says_nothing_was_sent() {
     let (pool, latch) = full_ring();
     let late = pool.send_and_receive_once_timeout(PushRequest(1, 1), Duration::from_millis(20));
-    assert_eq!(late, Err(Error::Timeout { id: 1 }));
+    assert_eq!(late, Err(Error::Full { id: 1, worker: 0 }));
     latch.open();
     assert_eq!(pool.send_and_receive_once(PushRequest(1, 2)).unwrap().result, vec![2]);
 }

@@ -123,3 +123,44 @@ fn a_reply_racing_a_cancellation_before_any_poll_is_dropped_once() {
         assert_eq!(owner.reclaim(), vec![h.addr()]);
     });
 }
+
+/// Slots freed on two threads at once while the owner empties the returned
+/// stack: each comes back exactly once, and a slot handed out again (its
+/// state reset by the owner) carries its next reply to a receiver on yet
+/// another thread.
+#[test]
+fn slots_freed_on_two_threads_while_the_owner_reclaims_come_back_once() {
+    check(Preemptions::AtMost(2), || {
+        let mut owner = SlotOwner::<u64>::new();
+        let (a, b) = (owner.alloc(), owner.alloc());
+        let freer = |h: shardpool::loom_api::SlotHandle<u64>, v: u64| {
+            thread::spawn(move || {
+                // SAFETY: one reply, then one close, which takes it (no
+                // waker was left) and frees the slot on this thread.
+                unsafe {
+                    assert!(h.publish(v).is_none());
+                    assert_eq!(h.close(), Some(v));
+                }
+            })
+        };
+        let (x, y) = (freer(a.clone(), 1), freer(b.clone(), 2));
+        let mut back = owner.reclaim();
+        x.join().unwrap();
+        y.join().unwrap();
+        back.extend(owner.reclaim());
+        back.sort_unstable();
+        let mut both = vec![a.addr(), b.addr()];
+        both.sort_unstable();
+        assert_eq!(back, both, "each slot back exactly once");
+        let c = owner.alloc();
+        assert!(c.addr() == a.addr() || c.addr() == b.addr(), "reused, not grown");
+        let z = {
+            let c = c.clone();
+            // SAFETY: the one reply to the reused slot's new request.
+            thread::spawn(move || assert!(unsafe { c.publish(3) }.is_none()))
+        };
+        // SAFETY: polled until `Ready`.
+        assert_eq!(loom::future::block_on(poll_fn(|cx| unsafe { c.poll(cx) })), 3);
+        z.join().unwrap();
+    });
+}

@@ -39,8 +39,8 @@ pub struct AsyncResponse<'a, P: PoolItem, R: Request<P>> {
 }
 
 enum State<P: PoolItem> {
-    /// Not sent yet: the message and its worker, or why it cannot go.
-    Unsent(Result<(usize, Message<P>), Error>),
+    /// Not sent yet.
+    Unsent(Message<P>),
     /// Sent: its reply will be in `slot`.
     Sent { slab: Arc<Slab<Outcome<P>>>, slot: SlotRef<Outcome<P>>, id: u64 },
     /// The response was returned (or the request panicked in user code on
@@ -48,28 +48,50 @@ enum State<P: PoolItem> {
     Done,
 }
 
+impl<P: PoolItem, R: Request<P>> std::fmt::Debug for AsyncResponse<'_, P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Unsent(msg) => format!("unsent, to item {}", msg.id()),
+            State::Sent { id, .. } => format!("sent to item {id}"),
+            State::Done => "done".to_owned(),
+        };
+        f.debug_struct("AsyncResponse").field("state", &state).finish_non_exhaustive()
+    }
+}
+
+/// Done once it has returned its response: `select!`-style combinators
+/// then leave it alone.
+impl<P: PoolItem, R: Request<P>> futures_core::FusedFuture for AsyncResponse<'_, P, R> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
 // No field is ever pinned: the future moves its state freely.
 impl<P: PoolItem, R: Request<P>> Unpin for AsyncResponse<'_, P, R> {}
 
 impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
-    /// Makes the message and finds its worker (user code: `into_message`,
-    /// `placement`), on the calling thread, now.
+    /// Makes the message (user code: `into_message`) on the calling
+    /// thread, now.
     pub(crate) fn new(pool: &'a Arc<Shared<P>>, request: R) -> Self {
-        let msg = request.into_message();
-        let unsent = pool.route::<P>(msg.id()).map(|w| (w, msg));
-        Self { pool, state: State::Unsent(unsent), _request: PhantomData }
+        Self { pool, state: State::Unsent(request.into_message()), _request: PhantomData }
     }
 
     /// Sends the request from the polling thread, then looks for its reply.
     fn send(&mut self, cx: &Context<'_>) -> Poll<Result<R::Response, Error>> {
-        let State::Unsent(unsent) = std::mem::replace(&mut self.state, State::Done) else {
+        let State::Unsent(msg) = std::mem::replace(&mut self.state, State::Done) else {
             unreachable!("send is called on an unsent request only")
         };
-        let (worker, msg) = match unsent {
-            Ok(sending) => sending,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
         let id = msg.id();
+        // Routed here, on the thread it leaves from (user code: `placement`;
+        // and a worker of this pool may not send to itself).
+        let worker = match self.pool.route::<P>(id) {
+            Ok(w) => w,
+            Err(e) => {
+                drop(msg);
+                return Poll::Ready(Err(e));
+            }
+        };
         let handle = match handle(self.pool) {
             Ok(h) => h,
             Err(e) => return Poll::Ready(Err(e)),
@@ -82,7 +104,7 @@ impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
             Err((Error::Full { .. }, msg)) => {
                 // Try again on the task's next turn, which comes at once:
                 // the worker is draining that lane.
-                self.state = State::Unsent(Ok((worker, msg)));
+                self.state = State::Unsent(msg);
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
@@ -120,6 +142,7 @@ impl<P: PoolItem, R: Request<P>> Future for AsyncResponse<'_, P, R> {
         match &this.state {
             State::Unsent(_) => this.send(cx),
             State::Sent { .. } => this.wait(cx),
+            // As `Future` allows; `is_terminated` says so beforehand.
             State::Done => panic!("`AsyncResponse` polled after it returned its response"),
         }
     }

@@ -189,7 +189,7 @@ impl<P: PoolItem> Local<P> {
     /// The replies to abandoned slots that have come in, to drop once our
     /// state is released (they are user values).
     fn take_discarded(&mut self) -> Discarded<P> {
-        Discarded(if self.discard.is_empty() { Vec::new() } else { std::mem::take(&mut self.discard) })
+        Discarded(std::mem::take(&mut self.discard))
     }
 
     /// A slot answered on the spot with `error` (its request never left).
@@ -321,19 +321,19 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
 
 impl<P: PoolItem> Drop for CallerHandle<P> {
     fn drop(&mut self) {
-        // Normally nothing is in flight: every `Responses` holds an `Rc` on
-        // this handle, and single calls take their reply before they return.
-        // A `Responses` whose drop was cut short (a bug) may have left
-        // replies filed here: user values, each dropped on its own so that
-        // a panicking `Drop` costs only itself (this may be a thread-local
-        // destructor, where an unwinding panic aborts). Replies still on
-        // their way are dropped by the lane, last, the same way (`reply.rs`).
-        self.local
-            .get_mut()
-            .outcomes
-            .iter_mut()
-            .filter_map(Option::take)
-            .for_each(crate::error::drop_quietly);
+        // In flight on the lanes' reply cells there may still be replies to
+        // calls that timed out (and, were a `Responses` drop cut short, to
+        // its requests: every `Responses` holds an `Rc` on this handle).
+        // Replies already taken off the lanes are user values, each dropped
+        // on its own so that a panicking `Drop` costs only itself (this may
+        // be a thread-local destructor, where an unwinding panic aborts);
+        // those still on their way are dropped by the lane, last, the same
+        // way (`reply.rs`). Async requests reply into slots of the slab,
+        // which lives on while futures or lanes hold it (`slot.rs`).
+        let local = self.local.get_mut();
+        local.outcomes.iter_mut().filter_map(Option::take).for_each(crate::error::drop_quietly);
+        // Replies to calls that timed out, taken off the lanes already.
+        drop(local.take_discarded());
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
@@ -415,7 +415,12 @@ impl<P: PoolItem> CallerHandle<P> {
             }
             // Only the next reply on the lane can arrive now (filed ones were
             // looked at): wait for it.
-            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin(), &local.replies[w], deadline);
+            let mut spin = spin();
+            if let Some(d) = deadline {
+                // Spin no longer than the deadline allows.
+                spin.budget = spin.budget.min(d.saturating_duration_since(Instant::now()));
+            }
+            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin, &local.replies[w], deadline);
         }
     }
 
@@ -425,6 +430,7 @@ impl<P: PoolItem> CallerHandle<P> {
     /// cell, so the lane must have one free (`Local::room`). A full lane is
     /// waited for outside the gate: a worker stuck in user code must not
     /// keep us inside it, or shutdown would wait on us. Not announced.
+    #[inline]
     fn push(
         &self,
         local: &mut Local<P>,
@@ -441,12 +447,9 @@ impl<P: PoolItem> CallerHandle<P> {
                 Wait::Forever => false,
             };
             if timed_out {
-                let id = env.payload.id();
-                let error = match wait {
-                    Wait::Until(_) => Error::Timeout { id },
-                    _ => Error::Full { id, worker: w },
-                };
-                return Err((error, env));
+                // Nothing was sent (a deadline that passes while we wait for
+                // room says so too: `Timeout` is for a request sent).
+                return Err((Error::Full { id: env.payload.id(), worker: w }, env));
             }
             backoff.wait();
             Ok(env)
@@ -513,6 +516,7 @@ impl<P: PoolItem> CallerHandle<P> {
     /// reply, in a reply cell, until `deadline`. An envelope not sent is
     /// handed back, to be dropped (user code) by the caller, outside our
     /// state's borrow.
+    #[inline]
     fn exchange(
         &self,
         w: usize,
@@ -525,15 +529,23 @@ impl<P: PoolItem> CallerHandle<P> {
         local.choose_sleep(spin, &self.shared.sleeper);
         let id = env.payload.id();
         if let Err((e, env)) = self.push(&mut local, w, env, true, wait) {
+            // `room` may have filed replies to abandoned calls.
+            let discard = local.take_discarded();
+            drop(local);
+            drop(discard);
             return Err((e, Some(env)));
         }
         let idx = local.alloc();
         local.sent(w, idx);
         self.announce(w);
         let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin, deadline);
-        let discard = local.take_discarded();
-        drop(local);
-        drop(discard);
+        if local.discard.is_empty() {
+            drop(local);
+        } else {
+            let discard = local.take_discarded();
+            drop(local);
+            drop(discard);
+        }
         self.after_wait(slept);
         outcome.ok_or((Error::Timeout { id }, None))
     }

@@ -53,6 +53,15 @@ pub struct AsyncResponses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>>
     _request: PhantomData<fn() -> R>,
 }
 
+impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> std::fmt::Debug for AsyncResponses<'_, P, R, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResponses")
+            .field("in_flight", &self.window.len())
+            .field("stalled", &self.stalled.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 // No field is ever pinned.
 impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Unpin for AsyncResponses<'_, P, R, I> {}
 

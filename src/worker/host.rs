@@ -12,7 +12,7 @@ use crate::sync::atomic::{bump, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{CallerShared, Destination, Envelope, IdSink, Outcome, Payload, Query};
+use crate::wire::{CallerShared, Destination, Envelope, IdSink, Outcome, Payload, Query, ReplyTo};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -69,13 +69,34 @@ impl<P: PoolItem> Core<P> {
                 return;
             }
         };
+        if to.is_cell() {
+            // The blocking paths' case, kept apart so that it stays short.
+            let result = self.handle(msg, counters);
+            bump(&counters.requests, 1);
+            self.reply_to_cell(result.map_err(Box::new), back, barrier);
+            return;
+        }
+        self.process_elsewhere(msg, to, back, counters);
+    }
+
+    /// [`process`](Self::process) for a request whose reply goes into an
+    /// async slot, or nowhere.
+    #[inline(never)]
+    fn process_elsewhere(
+        &mut self,
+        msg: Message<P>,
+        to: ReplyTo<Outcome<P>>,
+        back: &mut Back<'_, P>,
+        counters: &WorkerCounters,
+    ) {
         let id = msg.id();
         let result = self.handle(msg, counters);
         bump(&counters.requests, 1);
         // SAFETY: a slot named by a request in this lane's ring belongs to
         // the slab the lane holds (`back.slots`), alive as long as the lane.
         match unsafe { to.destination() } {
-            Destination::Cell => self.reply_to_cell(result.map_err(Box::new), back, barrier),
+            // Not reached: `process` handles the cells.
+            Destination::Cell => {}
             Destination::Slot(s) => {
                 // SAFETY: the caller named this slot, handed out by its slab,
                 // in this one request, and this is its one reply.
