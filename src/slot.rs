@@ -367,6 +367,29 @@ pub(crate) unsafe fn publish<T>(slab: &Slab<T>, slot: SlotRef<T>, value: T) -> L
     left
 }
 
+/// Receiver: waits up to `spin` for the reply to arrive, without leaving a
+/// waker (a reply that comes within a spin then costs the task no wake-up,
+/// and the worker no call into the runtime). Returns whether it has.
+///
+/// # Safety
+///
+/// As for [`poll`].
+pub(crate) unsafe fn spin_for<T>(slot: SlotRef<T>, spin: crate::sync::Spin) -> bool {
+    // SAFETY: as in `publish`.
+    let s = unsafe { slot.slot() };
+    // Relaxed: a look only; `poll` reads the word again with Acquire.
+    let ready = || s.state.load(Ordering::Relaxed) & VALUE != 0;
+    let mut spinner = crate::sync::Spinner::new(spin);
+    loop {
+        if ready() {
+            return true;
+        }
+        if !spinner.spin() {
+            return false;
+        }
+    }
+}
+
 /// Receiver: the reply, if it has arrived; otherwise stores `cx`'s waker to
 /// be woken by it. After `Ready`, the slot is no longer the caller's.
 ///

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::item::{Message, PoolItem, Request};
 use crate::shared::Shared;
 use crate::slot::{self, Slab, SlotRef};
-use crate::sync::Arc;
+use crate::sync::{Arc, Spin};
 use crate::wire::Outcome;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -67,6 +67,12 @@ impl<P: PoolItem, R: Request<P>> futures_core::FusedFuture for AsyncResponse<'_,
     }
 }
 
+/// How long a poll spins for a reply before it leaves its waker and
+/// returns `Pending`: about a round trip or a few, so that a reply that is
+/// on its way costs neither a wake-up through the runtime nor a park of its
+/// thread, while the executor's thread is never held for long.
+pub(super) const ASYNC_SPIN: Spin = Spin::alone(std::time::Duration::from_micros(2));
+
 // No field is ever pinned: the future moves its state freely.
 impl<P: PoolItem, R: Request<P>> Unpin for AsyncResponse<'_, P, R> {}
 
@@ -97,8 +103,8 @@ impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
             Err(e) => return Poll::Ready(Err(e)),
         };
         match handle.send_to_slot(worker, msg) {
-            Ok((slab, slot)) => {
-                self.state = State::Sent { slab, slot, id };
+            Ok(slot) => {
+                self.state = State::Sent { slab: handle.slab(), slot, id };
                 self.wait(cx)
             }
             Err((Error::Full { .. }, msg)) => {
@@ -123,6 +129,8 @@ impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
         // SAFETY: the slot was handed out for this request (`send_to_slot`)
         // and has not yet given `Ready` or been closed (the state would be
         // `Done`); `slab` is its slab.
+        unsafe { slot::spin_for(*slot, ASYNC_SPIN) };
+        // SAFETY: as above.
         match unsafe { slot::poll(slab, *slot, cx) } {
             Poll::Ready(outcome) => {
                 let id = *id;

@@ -568,20 +568,29 @@ impl<P: PoolItem> CallerHandle<P> {
         }
     }
 
+    /// This thread's slab of async reply slots (`slot.rs`), for a future
+    /// to hold while it holds one of its slots.
+    pub(crate) fn slab(&self) -> Arc<Slab<Outcome<P>>> {
+        self.local.borrow().slots.slab().clone()
+    }
+
     /// Sends a request whose reply goes into a slot of this thread's slab
-    /// (`slot.rs`), for a future to take on any thread. Does not wait for
-    /// room: gives the message back if the lane is full or the pool shut
-    /// down.
-    pub(crate) fn send_to_slot(&self, w: usize, msg: Message<P>) -> Result<Sent<P>, (Error, Message<P>)> {
+    /// ([`slab`](Self::slab)), for a future to take on any thread. Does not
+    /// wait for room: gives the message back if the lane is full or the
+    /// pool shut down.
+    pub(crate) fn send_to_slot(
+        &self,
+        w: usize,
+        msg: Message<P>,
+    ) -> Result<SlotRef<Outcome<P>>, (Error, Message<P>)> {
         let mut local = self.local.borrow_mut();
         let slot = local.slots.alloc();
         let env = Envelope::new(msg, ReplyTo::slot(slot));
         match self.push(&mut local, w, env, false, Wait::No) {
             Ok(()) => {
-                let slab = local.slots.slab().clone();
                 drop(local);
                 self.announce(w);
-                Ok((slab, slot))
+                Ok(slot)
             }
             Err((e, env)) => {
                 local.slots.unused(slot);
@@ -591,9 +600,6 @@ impl<P: PoolItem> CallerHandle<P> {
         }
     }
 }
-
-/// An async request sent: its reply's slot, and the slab that holds it.
-type Sent<P> = (Arc<Slab<Outcome<P>>>, SlotRef<Outcome<P>>);
 
 /// How long `CallerHandle::push` waits for room in a full lane.
 #[derive(Clone, Copy)]

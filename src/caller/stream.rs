@@ -10,6 +10,7 @@
 //! its requests to one item are never in two rings at once: per item, a
 //! batch's requests are processed in order, wherever it runs.
 
+use super::future::ASYNC_SPIN;
 use super::{decode, handle};
 use crate::error::Error;
 use crate::item::{Message, PoolItem, Request};
@@ -26,9 +27,16 @@ use std::task::{Context, Poll};
 /// One request of the window: sent, with its reply's slot, or answered on
 /// the spot (its request never left).
 enum Entry<P: PoolItem> {
-    Sent { slab: Arc<Slab<Outcome<P>>>, slot: SlotRef<Outcome<P>>, id: u64 },
+    /// Its slot is in the slab of `AsyncResponses::origin`.
+    Sent {
+        slot: SlotRef<Outcome<P>>,
+        id: u64,
+    },
     Failed(Error),
 }
+
+/// A calling thread's lanes, and its slab.
+type Origin<P> = (Arc<CallerShared>, Arc<Slab<Outcome<P>>>);
 
 /// The responses to a batch, in request order, as a stream; see
 /// [`ThreadPool::send_and_receive_async`](crate::ThreadPool::send_and_receive_async).
@@ -48,8 +56,9 @@ pub struct AsyncResponses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>>
     window: VecDeque<Entry<P>>,
     /// A request taken from the iterator whose lane was full.
     stalled: Option<(usize, Message<P>)>,
-    /// The lanes (calling thread) the sent requests of `window` left by.
-    origin: Option<Arc<CallerShared>>,
+    /// The lanes (calling thread) the sent requests of `window` left by,
+    /// and the slab their slots are in.
+    origin: Option<Origin<P>>,
     _request: PhantomData<fn() -> R>,
 }
 
@@ -120,6 +129,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
     /// `into_message`, `placement`) runs here with nothing of ours
     /// borrowed; each push is announced before it returns.
     fn fill(&mut self) {
+        // The polling thread's handle, looked up once per fill.
+        let mut here = None;
         while self.window.len() < self.pool.config.window {
             let (worker, msg) = match self.stalled.take() {
                 Some(s) => s,
@@ -136,20 +147,22 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
                     }
                 }
             };
-            let handle = match handle(self.pool) {
-                Ok(h) => h,
-                Err(e) => {
-                    drop(msg);
-                    self.window.push_back(Entry::Failed(e));
-                    continue;
-                }
+            let handle = match &here {
+                Some(h) => h,
+                None => match handle(self.pool) {
+                    Ok(h) => here.insert(h),
+                    Err(e) => {
+                        drop(msg);
+                        self.window.push_back(Entry::Failed(e));
+                        continue;
+                    }
+                },
             };
             // Moved to another thread with requests still in flight from the
             // first: wait for them (the head's reply wakes the task) before
             // sending from here.
-            let here = handle.shared();
-            if let Some(origin) = &self.origin {
-                if !Arc::ptr_eq(origin, here) {
+            if let Some((origin, _)) = &self.origin {
+                if !Arc::ptr_eq(origin, handle.shared()) {
                     if self.window.iter().any(|e| matches!(e, Entry::Sent { .. })) {
                         self.stalled = Some((worker, msg));
                         return;
@@ -159,11 +172,11 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
             }
             let id = msg.id();
             match handle.send_to_slot(worker, msg) {
-                Ok((slab, slot)) => {
+                Ok(slot) => {
                     if self.origin.is_none() {
-                        self.origin = Some(here.clone());
+                        self.origin = Some((handle.shared().clone(), handle.slab()));
                     }
-                    self.window.push_back(Entry::Sent { slab, slot, id });
+                    self.window.push_back(Entry::Sent { slot, id });
                 }
                 Err((Error::Full { .. }, msg)) => {
                     self.stalled = Some((worker, msg));
@@ -184,7 +197,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
                 return Poll::Ready(Some(Err(e)));
             }
         }
-        let Some(Entry::Sent { slab, slot, id }) = self.window.front() else {
+        let (Some(Entry::Sent { slot, id }), Some((_, slab))) = (self.window.front(), &self.origin) else {
             if self.stalled.is_some() {
                 // Nothing of ours in flight, and a full lane (other requests
                 // of this thread fill it; its worker is draining them): try
@@ -197,6 +210,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
         // SAFETY: the slot was handed out for this request and has given no
         // `Ready` (the entry is popped when it does) and not been closed
         // (only the drop closes).
+        unsafe { slot::spin_for(*slot, ASYNC_SPIN) };
+        // SAFETY: as above.
         let Poll::Ready(outcome) = (unsafe { slot::poll(slab, *slot, cx) }) else {
             return Poll::Pending;
         };
@@ -222,10 +237,12 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for AsyncResponses<
         // Every slot is given up; a reply already in is dropped here (user
         // values: a panicking `Drop` costs only itself, the rest are still
         // given up).
+        let Some((_, slab)) = &self.origin else { return };
         while let Some(entry) = self.window.pop_front() {
-            if let Entry::Sent { slab, slot, .. } = entry {
-                // SAFETY: as in `poll_response`: the slot is still ours.
-                let late = unsafe { slot::close(&slab, slot) };
+            if let Entry::Sent { slot, .. } = entry {
+                // SAFETY: as in `poll_response`: the slot is still ours, and
+                // in the origin's slab.
+                let late = unsafe { slot::close(slab, slot) };
                 crate::error::drop_quietly(late);
             }
         }
