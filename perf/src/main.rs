@@ -16,6 +16,7 @@
 mod common;
 
 mod alloc;
+mod asynchronous;
 mod break_even;
 mod machine;
 mod measure;
@@ -103,6 +104,8 @@ fn main() -> ExitCode {
     let be = break_even::run(budget, &mut floors);
     eprintln!("many callers");
     let callers = throughput::many_callers(budget, &mut floors);
+    eprintln!("async callers");
+    let asy = asynchronous::run(budget, &mut floors);
     eprintln!("resources");
     let res = resources::run(budget);
     let wall = started.elapsed();
@@ -242,6 +245,8 @@ fn main() -> ExitCode {
     md += &be.markdown();
     md += "\n![break-even speed-up](break_even.svg)\n\n";
     md += &callers.markdown();
+    md += "\n";
+    md += &asy.markdown();
     md += "\n";
     md += &res.markdown(MEMORY_CALLERS);
     md += "\n<details><summary>Every floor measurement, in order</summary>\n\n";
