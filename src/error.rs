@@ -316,8 +316,10 @@ impl std::error::Error for Error {
 }
 
 /// The first failure of a batch sent whole with
-/// [`Responses::collect_all`](crate::Responses::collect_all): every request
-/// was still sent and answered.
+/// [`Responses::collect_all`](crate::Responses::collect_all) (every request
+/// was still sent and answered), or the first request of
+/// [`ThreadPool::send_all`](crate::ThreadPool::send_all) that could not be
+/// sent (every other one was).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchError {

@@ -2,7 +2,7 @@
 
 use crate::caller::{self, decode, AsyncResponse, AsyncResponses, Responses};
 use crate::doorbell::CONTROL;
-use crate::error::{take_panic_message, Error, TrySendError};
+use crate::error::{take_panic_message, BatchError, Error, TrySendError};
 use crate::item::{Message, PoolItem, Reply, Request};
 use crate::shared::{current_worker, Shared, NOT_PINNED};
 use crate::stats::{PoolStats, WorkerStats};
@@ -298,6 +298,50 @@ impl<P: PoolItem> ThreadPool<P> {
     /// ```
     pub fn send<R: Request<P>>(&self, request: R) -> Result<(), Error> {
         self.send_message(request.into_message(), true).map_err(Error::from)
+    }
+
+    /// [`send`](Self::send) for each request, in order: none is answered.
+    /// Waits only for room in full rings. Returns how many were sent.
+    ///
+    /// A request that cannot be sent (a bad placement; the pool shut down
+    /// meanwhile) is dropped and the rest are still sent; the first such
+    /// failure comes back as a [`BatchError`], with how many there were.
+    /// Failures on the worker go to the error handler, as for `send`.
+    ///
+    /// ```
+    /// use shardpool_samples::{Randoms, RandomsInit};
+    /// use shardpool::{AddRequest, ThreadPool};
+    ///
+    /// let pool = ThreadPool::<Randoms>::new(2)?;
+    /// let sent = pool.send_all((0..100).map(|id| AddRequest::new(id, RandomsInit { count: 1 })))?;
+    /// assert_eq!(sent, 100);
+    /// assert_eq!(pool.ids()?.len(), 100); // asked after the sends, from the same thread
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_all<R, I>(&self, requests: I) -> Result<usize, BatchError>
+    where
+        R: Request<P>,
+        I: IntoIterator<Item = R>,
+    {
+        let mut sent = 0;
+        let mut first = None;
+        let mut failed = 0;
+        for (index, request) in requests.into_iter().enumerate() {
+            // User code (the iterator, `into_message`, `placement`) runs with
+            // every earlier request pushed and announced.
+            match self.send_message(request.into_message(), true) {
+                Ok(()) => sent += 1,
+                Err(refused) => {
+                    failed += 1;
+                    first.get_or_insert((index, refused.error));
+                    drop(refused.message);
+                }
+            }
+        }
+        match first {
+            None => Ok(sent),
+            Some((index, error)) => Err(BatchError { index, error, failed }),
+        }
     }
 
     /// [`send`](Self::send), but fails with [`Error::Full`] instead of

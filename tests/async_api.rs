@@ -390,6 +390,28 @@ fn sends_keep_their_place_and_their_failures_are_counted_and_reported() {
     assert_eq!(pool.stats().workers.iter().map(|w| w.send_errors).sum::<u64>(), 2);
 }
 
+#[test]
+fn send_all_sends_every_request_it_can_and_reports_the_first_it_cannot() {
+    let pool = pool(2);
+    let before = pool.stats().requests();
+    let sent = pool.send_all((0..50).map(|v| PushRequest(1, v))).unwrap();
+    assert_eq!(sent, 50);
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 50)).unwrap().result, (0..=50).collect::<Vec<_>>());
+    // The iterator shuts the pool down midway: the rest cannot be sent.
+    let p = &pool;
+    let err = pool
+        .send_all((0..10).map(|v| {
+            if v == 6 {
+                p.shutdown().unwrap();
+            }
+            PushRequest(2, v)
+        }))
+        .unwrap_err();
+    assert_eq!((err.index, err.error, err.failed), (6, Error::Shutdown, 4));
+    // Shutdown answered the six sent before it.
+    assert_eq!(pool.stats().requests(), before + 51 + 6);
+}
+
 /// A full ring: the worker holds a chunk (the ring frees its cells only
 /// once the chunk is done) while its handler waits on a latch.
 fn full_ring() -> (ThreadPool<Actor>, Latch) {
