@@ -59,6 +59,7 @@ mod pool;
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod porting;
 mod reply;
+mod room;
 mod sender;
 mod shared;
 mod slot;

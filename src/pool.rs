@@ -224,10 +224,10 @@ impl<P: PoolItem> ThreadPool<P> {
     /// # A full ring
     ///
     /// The future does not block its thread waiting for room in a full
-    /// ring: it wakes its own task and returns `Pending`, so the runtime
-    /// polls it again on the task's next turn, which costs a spin of the
-    /// executor's thread while the ring stays full (the worker is draining
-    /// it, a chunk at a time).
+    /// ring, nor spin its task: it leaves its waker with the ring and
+    /// returns `Pending`, and the worker wakes it once it has freed room
+    /// (a chunk at a time). For [`try_send`](Self::try_send)-style load
+    /// shedding, check with a try-form first.
     ///
     /// ```
     /// use shardpool_samples::{Randoms, RandomsInit, SumRequest};

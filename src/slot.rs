@@ -271,6 +271,8 @@ impl<T> Owner<T> {
         // reference into the vector outlives this line.
         self.slab.chunks.with_mut(|c| unsafe { (*c).push(chunk) });
         self.len += CHUNK as u32;
+        // The free list can hold every slot: reclaiming never grows it.
+        self.free.reserve(self.len as usize - self.free.len());
         self.free.extend((base + 1..base + CHUNK as u32).rev());
         base
     }

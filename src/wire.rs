@@ -146,6 +146,8 @@ pub(crate) struct Registration<P: PoolItem> {
     /// The caller's slab of async reply slots (`slot.rs`), kept alive while
     /// requests naming its slots may be in the ring.
     pub(crate) slots: Arc<Slab<Outcome<P>>>,
+    /// Async callers waiting for room in the ring (`room.rs`).
+    pub(crate) room: Arc<crate::room::Room>,
 }
 
 /// Hands out lane ids, reusing those of retired callers so hint bits stay

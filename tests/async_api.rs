@@ -439,6 +439,35 @@ fn try_forms_on_a_full_ring_hand_the_request_back() {
     assert_eq!(pool.try_send_and_receive_once(PushRequest(1, 3)).unwrap().result, vec![2, 1, 3]);
 }
 
+/// An async call on a full ring leaves its waker and waits: it does not
+/// wake its own task (which would spin the executor) and is woken by the
+/// worker once the ring has room.
+#[test]
+fn an_async_call_on_a_full_ring_waits_for_the_worker_to_wake_it() {
+    let (pool, latch) = full_ring();
+    let (wakes, waker) = counting();
+    let mut f = pool.send_and_receive_once_async(PushRequest(1, 1));
+    let mut batch = pool.send_and_receive_async([PushRequest(1, 2)]);
+    let (batch_wakes, batch_waker) = counting();
+    assert!(poll_once(&mut f, &waker).is_pending());
+    assert!(poll_once(&mut Box::pin(batch.next()), &batch_waker).is_pending());
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(wakes.wakes.load(Ordering::SeqCst), 0, "no wake-up while the ring is full");
+    assert_eq!(batch_wakes.wakes.load(Ordering::SeqCst), 0);
+    latch.open();
+    let w = wakes.clone();
+    assert!(eventually(move || w.wakes.load(Ordering::SeqCst) >= 1), "woken when room came");
+    let response = loop {
+        if let Poll::Ready(r) = poll_once(&mut f, &waker) {
+            break r.unwrap();
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    };
+    assert_eq!(response.result.last(), Some(&1));
+    let second = block_on(Box::pin(batch.next())).unwrap().unwrap().result;
+    assert_eq!(second.last(), Some(&2));
+}
+
 #[test]
 fn a_call_waiting_for_room_past_its_deadline_says_nothing_was_sent() {
     let (pool, latch) = full_ring();

@@ -4,9 +4,9 @@
 //!
 //! The request leaves on the first poll, through the ring of the thread
 //! that polls (its handle, `mod.rs`), and is announced before the poll
-//! returns. A full lane is not waited for on the executor's thread: the
-//! future wakes itself and returns `Pending`, so the task tries again on
-//! its next turn. Dropped at any point, it leaves nothing behind: before
+//! returns. A full ring is not waited for on the executor's thread: the
+//! future leaves its waker with the lane (`room.rs`), looks once more, and
+//! returns `Pending`; the worker wakes it when it frees room. Dropped at any point, it leaves nothing behind: before
 //! the first poll nothing was sent; after, the slot is closed and the
 //! reply, whenever it comes, is dropped by whoever holds it then.
 
@@ -102,21 +102,36 @@ impl<'a, P: PoolItem, R: Request<P>> AsyncResponse<'a, P, R> {
             Ok(h) => h,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        match handle.send_to_slot(worker, msg) {
-            Ok(slot) => {
-                self.state = State::Sent { slab: handle.slab(), slot, id };
-                self.wait(cx)
-            }
-            Err((Error::Full { .. }, msg)) => {
-                // Try again on the task's next turn, which comes at once:
-                // the worker is draining that lane.
-                self.state = State::Unsent(msg);
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Err((e, msg)) => {
-                drop(msg);
-                Poll::Ready(Err(e))
+        let mut msg = msg;
+        let mut waiting = false;
+        loop {
+            match handle.send_to_slot(worker, msg) {
+                Ok(slot) => {
+                    self.state = State::Sent { slab: handle.slab(), slot, id };
+                    return self.wait(cx);
+                }
+                Err((Error::Full { .. }, back)) => {
+                    if waiting {
+                        // Still full after our waker was left: the worker
+                        // wakes us when it frees room (`room.rs`).
+                        self.state = State::Unsent(back);
+                        return Poll::Pending;
+                    }
+                    if !handle.wait_for_room(worker, cx.waker()) {
+                        // Without the barrier a wake-up could be missed: try
+                        // again on the task's next turn.
+                        self.state = State::Unsent(back);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    // Q: look again, now that our waker is there.
+                    waiting = true;
+                    msg = back;
+                }
+                Err((e, msg)) => {
+                    drop(msg);
+                    return Poll::Ready(Err(e));
+                }
             }
         }
     }

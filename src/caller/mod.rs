@@ -28,6 +28,7 @@ use crate::doorbell::lane_bit;
 use crate::error::Error;
 use crate::item::{Message, PoolItem, Request};
 use crate::reply::{self, ReplyReader, Sleeper};
+use crate::room::Room;
 use crate::shared::Shared;
 use crate::slot::{Owner, Slab, SlotRef};
 use crate::sync::affinity;
@@ -219,6 +220,8 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     pool: Arc<Shared<P>>,
     shared: Arc<CallerShared>,
     local: RefCell<Local<P>>,
+    /// Per worker: async callers waiting for room in the ring (`room.rs`).
+    rooms: Vec<Arc<Room>>,
     /// The core this thread last ran on, as far as we know: looked up at
     /// registration and again after a wait whose spin ran out (the thread
     /// may have moved), not on every wait.
@@ -273,16 +276,20 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let slots = Owner::new();
     let mut producers = Vec::with_capacity(workers);
     let mut replies = Vec::with_capacity(workers);
+    let mut rooms = Vec::with_capacity(workers);
     for w in &pool.workers {
         let (p, requests) = ring(capacity);
         let (reply_producer, reply_consumer) = reply::lane(capacity);
+        let room = Arc::new(Room::new());
         producers.push(p);
         replies.push(reply_consumer);
+        rooms.push(room.clone());
         w.registrations.lock().unwrap_or_else(|e| e.into_inner()).push(Registration {
             caller: shared.clone(),
             requests,
             replies: reply_producer,
             slots: slots.slab().clone(),
+            room,
         });
         w.doorbell.ring(crate::doorbell::CONTROL);
     }
@@ -302,6 +309,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
             discard: Vec::new(),
         }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
+        rooms,
     });
     event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
     let stale = HANDLES
@@ -566,6 +574,15 @@ impl<P: PoolItem> CallerHandle<P> {
             }
             Err((e, env)) => Err((e, env.into_message())),
         }
+    }
+
+    /// An async caller found the ring to worker `w` full: leaves `waker` to
+    /// be woken when the worker frees room (`room.rs`). The caller must
+    /// then try its push once more before it returns `Pending`. `false` if
+    /// that cannot be promised (the heavy barrier failed): the caller must
+    /// wake its own task.
+    pub(crate) fn wait_for_room(&self, w: usize, waker: &std::task::Waker) -> bool {
+        self.rooms[w].wait(waker, &self.pool.barrier)
     }
 
     /// This thread's slab of async reply slots (`slot.rs`), for a future

@@ -128,9 +128,11 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
     /// requests run out or a lane is full. User code (the iterator,
     /// `into_message`, `placement`) runs here with nothing of ours
     /// borrowed; each push is announced before it returns.
-    fn fill(&mut self) {
+    fn fill(&mut self, cx: &Context<'_>) {
         // The polling thread's handle, looked up once per fill.
         let mut here = None;
+        // Whether our waker was left for room in a full ring (`room.rs`).
+        let mut waiting = false;
         while self.window.len() < self.pool.config.window {
             let (worker, msg) = match self.stalled.take() {
                 Some(s) => s,
@@ -180,7 +182,17 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
                 }
                 Err((Error::Full { .. }, msg)) => {
                     self.stalled = Some((worker, msg));
-                    return;
+                    // With a request of ours in flight, its reply wakes us;
+                    // otherwise leave our waker for room, and look again once.
+                    if waiting || self.window.iter().any(|e| matches!(e, Entry::Sent { .. })) {
+                        return;
+                    }
+                    if !handle.wait_for_room(worker, cx.waker()) {
+                        // Without the barrier a wake-up could be missed.
+                        cx.waker().wake_by_ref();
+                        return;
+                    }
+                    waiting = true;
                 }
                 Err((e, msg)) => {
                     drop(msg);
@@ -191,7 +203,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
     }
 
     fn poll_response(&mut self, cx: &Context<'_>) -> Poll<Option<Result<R::Response, Error>>> {
-        self.fill();
+        self.fill(cx);
         if matches!(self.window.front(), Some(Entry::Failed(_))) {
             if let Some(Entry::Failed(e)) = self.window.pop_front() {
                 return Poll::Ready(Some(Err(e)));
@@ -199,10 +211,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
         }
         let (Some(Entry::Sent { slot, id }), Some((_, slab))) = (self.window.front(), &self.origin) else {
             if self.stalled.is_some() {
-                // Nothing of ours in flight, and a full lane (other requests
-                // of this thread fill it; its worker is draining them): try
-                // again on the task's next turn.
-                cx.waker().wake_by_ref();
+                // Nothing of ours in flight, and a full ring (other requests
+                // of this thread fill it): `fill` left our waker for room.
                 return Poll::Pending;
             }
             return Poll::Ready(None);

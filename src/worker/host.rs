@@ -169,6 +169,18 @@ impl<P: PoolItem> Core<P> {
         }
     }
 
+    /// Wakes async callers that waited for room: the runtime's code, each
+    /// under `catch_unwind` (a panic is reported), and each waker dropped
+    /// the same way.
+    #[cold]
+    pub(super) fn wake_all(&self, wakers: &mut Vec<std::task::Waker>) {
+        for waker in wakers.drain(..) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                self.report(None, format!("a task's waker panicked: {}", take_panic_message(payload)));
+            }
+        }
+    }
+
     fn report(&self, id: Option<u64>, message: String) {
         event!(error, worker = self.index, ?id, panic = %message, "a panic in user code");
         report(&self.panic_handler, self.index, id, message);

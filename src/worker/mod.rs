@@ -41,6 +41,7 @@ use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
 use crate::item::{PoolItem, Processing};
 use crate::reply::ReplyWriter;
+use crate::room::Room;
 use crate::shared::Shared;
 use crate::slot::Slab;
 use crate::stats::WorkerCounters;
@@ -91,6 +92,10 @@ struct Lane<P: PoolItem> {
     replies: ReplyWriter<Outcome<P>>,
     /// The caller's async slots; requests in the ring may name them.
     slots: Arc<Slab<Outcome<P>>>,
+    /// Async callers waiting for room in the ring.
+    room: Arc<Room>,
+    /// The wakers taken from `room` to wake (kept, with its capacity).
+    woken: Vec<std::task::Waker>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -190,9 +195,16 @@ impl<P: PoolItem> Worker<P> {
         let new = std::mem::take(
             &mut *self.pool.workers[self.core.index].registrations.lock().unwrap_or_else(|e| e.into_inner()),
         );
-        for Registration { caller, requests, replies, slots } in new {
+        for Registration { caller, requests, replies, slots, room } in new {
             let b = (caller.lane % LANE_BITS) as usize;
-            self.buckets[b].push(Lane { caller, requests, replies, slots });
+            self.buckets[b].push(Lane {
+                caller,
+                requests,
+                replies,
+                slots,
+                room,
+                woken: Vec::with_capacity(crate::room::WAKERS),
+            });
             self.occupied |= 1 << b;
             self.lanes += 1;
             // A request may have been pushed before we adopted the lane.
@@ -227,6 +239,11 @@ impl<P: PoolItem> Worker<P> {
             if n > 0 {
                 bump(&counters.batches, 1);
                 busy += 1;
+                // The chunk's cells are free: wake async callers waiting for
+                // room (`room.rs`).
+                if lane.room.after_drain(barrier, &mut lane.woken) {
+                    core.wake_all(&mut lane.woken);
+                }
             }
             if !lane.requests.is_empty() {
                 more = true;
