@@ -518,8 +518,9 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         if n > Self::MAX_WORKERS {
             return out("workers", n, Self::MAX_WORKERS);
         }
-        // A lane is a request ring and a reply ring of the same capacity.
-        let lane = std::mem::size_of::<crate::item::Message<P>>()
+        // A lane is a request ring and a reply ring of the same capacity
+        // (the request ring has one cell more: `caller/mod.rs`, `register`).
+        let lane = std::mem::size_of::<crate::wire::Payload<P>>()
             + crate::reply::cell_size::<crate::wire::Outcome<P>>();
         let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / lane.max(1));
         if self.ring_capacity > max_ring {

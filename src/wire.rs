@@ -21,7 +21,12 @@ use crate::sync::{Arc, Mutex};
 pub(crate) type Outcome<P> = Result<Reply<P>, Box<Error>>;
 
 /// A request on its way: the message (or a question for the worker
-/// itself), and where its reply goes.
+/// itself), and where its reply goes. In the ring a request whose reply goes
+/// into the lane's next reply cell (every blocking call) is its payload
+/// alone; any other is preceded by a [`Payload::Redirect`] naming where its
+/// reply goes, both published at once (`CallerHandle::push`). So the ring's
+/// element, and the blocking paths' cost, is the size of a message: no word
+/// is spent on the destination of every request for the few that need one.
 pub(crate) struct Envelope<P: PoolItem> {
     pub(crate) payload: Payload<P>,
     pub(crate) to: ReplyTo<Outcome<P>>,
@@ -38,18 +43,21 @@ impl<P: PoolItem> Envelope<P> {
     pub(crate) fn into_message(self) -> Message<P> {
         match self.payload {
             Payload::Message(m) => m,
-            Payload::Query(_) => unreachable!("a question is never handed back"),
+            Payload::Query(_) | Payload::Redirect(_) => unreachable!("only a message is handed back"),
         }
     }
 }
 
-/// What a request carries.
+/// What a request carries, and the element of the request ring.
 pub(crate) enum Payload<P: PoolItem> {
     /// A message for an item.
     Message(Message<P>),
     /// A question about the worker's items, answered into a reply cell by
     /// the caller's blocking wait (`CallerHandle::query`).
     Query(Query),
+    /// In the ring only: the reply to the next entry goes here rather than
+    /// into the lane's next reply cell.
+    Redirect(ReplyTo<Outcome<P>>),
 }
 
 impl<P: PoolItem> Payload<P> {
@@ -58,7 +66,7 @@ impl<P: PoolItem> Payload<P> {
         match self {
             Payload::Message(m) => m.id(),
             Payload::Query(Query::Contains(id)) => *id,
-            Payload::Query(Query::Ids(_)) => 0,
+            Payload::Query(Query::Ids(_)) | Payload::Redirect(_) => 0,
         }
     }
 }
@@ -84,10 +92,10 @@ pub(crate) struct IdSink(pub(crate) *mut Vec<u64>);
 // at once, and `Vec<u64>` is `Send`.
 unsafe impl Send for IdSink {}
 
-/// Where a reply goes, in one word (a request stays 8 bytes larger than its
-/// message, not 16): the lane's next reply cell (the blocking paths,
-/// `reply.rs`), nowhere (a request sent without waiting for its reply), or
-/// a slot of the caller's slab (an async request, `slot.rs`).
+/// Where a reply goes, in one word: the lane's next reply cell (the
+/// blocking paths, `reply.rs`), nowhere (a request sent without waiting for
+/// its reply), or a slot of the caller's slab (an async request,
+/// `slot.rs`).
 pub(crate) struct ReplyTo<T> {
     /// `CELL`, `FORGET`, or a slot's address (aligned, so neither).
     word: usize,
@@ -96,6 +104,13 @@ pub(crate) struct ReplyTo<T> {
 
 const CELL: usize = 0;
 const FORGET: usize = 1;
+
+impl<T> Clone for ReplyTo<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for ReplyTo<T> {}
 
 /// A reply's destination, unpacked.
 pub(crate) enum Destination<T> {
@@ -140,7 +155,7 @@ impl<T> ReplyTo<T> {
 pub(crate) struct Registration<P: PoolItem> {
     pub(crate) caller: Arc<CallerShared>,
     /// Requests from the caller.
-    pub(crate) requests: Consumer<Envelope<P>>,
+    pub(crate) requests: Consumer<Payload<P>>,
     /// Outcomes to the caller, in request order (`reply.rs`).
     pub(crate) replies: ReplyWriter<Outcome<P>>,
     /// The caller's slab of async reply slots (`slot.rs`), kept alive while
@@ -238,13 +253,12 @@ mod tests {
         }
     }
 
-    /// A request costs its message and one word: the questions and the
-    /// reply's destination add no tag of their own.
+    /// A request in the ring costs its message: the questions and the
+    /// redirections add no tag of their own.
     #[test]
-    fn an_envelope_is_its_message_and_one_word() {
+    fn a_ring_element_is_the_size_of_a_message() {
         let message = std::mem::size_of::<Message<Echo>>();
         assert_eq!(message, 24);
         assert_eq!(std::mem::size_of::<Payload<Echo>>(), message);
-        assert_eq!(std::mem::size_of::<Envelope<Echo>>(), message + std::mem::size_of::<usize>());
     }
 }

@@ -497,6 +497,29 @@ fn a_call_past_its_deadline_times_out_and_its_late_response_is_dropped() {
     assert_eq!(on_time.unwrap().result, vec![5, 6]);
 }
 
+/// A request whose reply goes elsewhere than a reply cell travels behind a
+/// redirection (two ring entries); with `max_batch(1)` the worker takes the
+/// two in different passes. Mixed with blocking calls on the same lane,
+/// every reply reaches its own caller, in order.
+#[test]
+fn redirected_requests_split_across_passes_reach_their_own_callers() {
+    let pool = ThreadPool::<Actor>::builder().workers(1).max_batch(1).ring_capacity(4).build().unwrap();
+    pool.send_and_receive_once(ActorInit(1)).unwrap();
+    let mut expected = Vec::new();
+    for v in 0..60u64 {
+        expected.push(v);
+        let log = match v % 3 {
+            0 => pool.send_and_receive_once(PushRequest(1, v)).unwrap().result,
+            1 => block_on(pool.send_and_receive_once_async(PushRequest(1, v))).unwrap().result,
+            _ => {
+                pool.send(PushRequest(1, v)).unwrap();
+                continue;
+            }
+        };
+        assert_eq!(log, expected);
+    }
+}
+
 #[test]
 fn one_batch_carries_requests_of_several_types() {
     let pool = pool(2);

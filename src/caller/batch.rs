@@ -7,7 +7,7 @@ use crate::error::{take_panic_message, BatchError, Error};
 use crate::item::{Message, PoolItem, Request};
 use crate::shared::Shared;
 use crate::sync::{Arc, Backoff};
-use crate::wire::{Envelope, ReplyTo};
+use crate::wire::{Envelope, Payload, ReplyTo};
 use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -222,8 +222,9 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             return true;
         }
         let Stalled { worker, msg, id } = s;
-        let pushed =
-            local.producers[worker].push(Envelope::new(msg, ReplyTo::CELL)).map_err(|env| env.into_message());
+        let pushed = local.producers[worker]
+            .push(Payload::Message(msg))
+            .map_err(|p| Envelope { payload: p, to: ReplyTo::CELL }.into_message());
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {

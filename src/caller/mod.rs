@@ -83,7 +83,7 @@ const UNLINKED: Link = Link { next: NIL, worker: 0, id: 0, abandoned: false };
 /// of another batch on this thread) is parked in `outcomes` until its
 /// owner asks.
 struct Local<P: PoolItem> {
-    producers: Vec<Producer<Envelope<P>>>,
+    producers: Vec<Producer<Payload<P>>>,
     replies: Vec<ReplyReader<Outcome<P>>>,
     /// Per worker: the slots of the requests sent to it whose outcomes are
     /// still on their way, oldest first. Never longer than the rings'
@@ -189,8 +189,14 @@ impl<P: PoolItem> Local<P> {
 
     /// The replies to abandoned slots that have come in, to drop once our
     /// state is released (they are user values).
-    fn take_discarded(&mut self) -> Discarded<P> {
-        Discarded(std::mem::take(&mut self.discard))
+    /// `None`, at the cost of one test, when there are none.
+    #[inline]
+    fn take_discarded(&mut self) -> Option<Discarded<P>> {
+        if self.discard.is_empty() {
+            None
+        } else {
+            Some(Discarded(std::mem::take(&mut self.discard)))
+        }
     }
 
     /// A slot answered on the spot with `error` (its request never left).
@@ -278,7 +284,9 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let mut replies = Vec::with_capacity(workers);
     let mut rooms = Vec::with_capacity(workers);
     for w in &pool.workers {
-        let (p, requests) = ring(capacity);
+        // One cell more than asked: a request that goes behind a
+        // redirection takes two, and must fit in an empty ring of one.
+        let (p, requests) = ring(capacity + 1);
         let (reply_producer, reply_consumer) = reply::lane(capacity);
         let room = Arc::new(Room::new());
         producers.push(p);
@@ -472,7 +480,14 @@ impl<P: PoolItem> CallerHandle<P> {
             if let Err(e) = self.pool.gate.enter(&self.shared.presence) {
                 return Err((e, env));
             }
-            let pushed = local.producers[w].push(env);
+            // A reply cell's request is its payload alone; any other goes
+            // behind a redirection, the two published together (`wire.rs`).
+            let Envelope { payload, to } = env;
+            let pushed = if to.is_cell() {
+                local.producers[w].push(payload)
+            } else {
+                local.producers[w].push_pair(Payload::Redirect(to), payload).map_err(|(_, p)| p)
+            };
             self.pool.gate.leave(&self.shared.presence);
             match pushed {
                 Ok(()) => return Ok(()),
@@ -480,7 +495,7 @@ impl<P: PoolItem> CallerHandle<P> {
                 // cells the ring frees a chunk at a time, once the worker has
                 // processed the whole chunk, after publishing the replies
                 // that `room` counted: the worker is at work on this lane.)
-                Err(back) => env = full(back)?,
+                Err(payload) => env = full(Envelope { payload, to })?,
             }
         }
     }
@@ -547,13 +562,9 @@ impl<P: PoolItem> CallerHandle<P> {
         local.sent(w, idx);
         self.announce(w);
         let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin, deadline);
-        if local.discard.is_empty() {
-            drop(local);
-        } else {
-            let discard = local.take_discarded();
-            drop(local);
-            drop(discard);
-        }
+        let discard = local.take_discarded();
+        drop(local);
+        drop(discard);
         self.after_wait(slept);
         outcome.ok_or((Error::Timeout { id }, None))
     }

@@ -29,6 +29,23 @@ mod imp {
         pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
             self.0.push(value).map_err(|rtrb::PushError::Full(v)| v)
         }
+
+        /// Pushes `first` and `second`, published together (the consumer
+        /// sees both or neither), or gives both back if there is no room for
+        /// the two.
+        #[inline]
+        pub(crate) fn push_pair(&mut self, first: T, second: T) -> Result<(), (T, T)> {
+            match self.0.write_chunk_uninit(2) {
+                Ok(chunk) => {
+                    // Two slots, two values: both are written, and the chunk
+                    // commits them with one store.
+                    let written = chunk.fill_from_iter([first, second]);
+                    debug_assert_eq!(written, 2);
+                    Ok(())
+                }
+                Err(_) => Err((first, second)),
+            }
+        }
     }
 
     /// The worker's end.
@@ -121,6 +138,26 @@ mod imp {
             // Release: pairs with the consumer's Acquire on `tail`, publishing
             // the write above.
             s.tail.store(tail + 1, Ordering::Release);
+            Ok(())
+        }
+    }
+
+    impl<T> Producer<T> {
+        pub(crate) fn push_pair(&mut self, first: T, second: T) -> Result<(), (T, T)> {
+            let s = &*self.0;
+            let tail = s.tail.load(Ordering::Relaxed);
+            // Acquire: as in `push`.
+            let head = s.head.load(Ordering::Acquire);
+            if s.buf.len() - (tail - head) < 2 {
+                return Err((first, second));
+            }
+            // SAFETY: `tail + 1 < head + cap`, so both cells are the producer's.
+            s.buf[tail % s.buf.len()].with_mut(|p| unsafe { (*p).write(first) });
+            // SAFETY: as above.
+            s.buf[(tail + 1) % s.buf.len()].with_mut(|p| unsafe { (*p).write(second) });
+            // Release: as in `push`; one store publishes both, as `rtrb`'s
+            // write chunk does.
+            s.tail.store(tail + 2, Ordering::Release);
             Ok(())
         }
     }

@@ -12,7 +12,7 @@ use crate::sync::atomic::{bump, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{CallerShared, Destination, Envelope, IdSink, Outcome, Payload, Query, ReplyTo};
+use crate::wire::{CallerShared, Destination, IdSink, Outcome, Payload, Query, ReplyTo};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -37,15 +37,18 @@ pub(super) struct Core<P: PoolItem> {
 }
 
 /// One caller's way back, as the worker sees it: the lane's reply cells,
-/// its slab of async slots, and the caller's sleeper.
+/// its slab of async slots, the caller's sleeper, and where the reply to
+/// the next message goes if a redirection said (`wire.rs`).
 pub(super) struct Back<'a, P: PoolItem> {
     pub(super) replies: &'a mut ReplyWriter<Outcome<P>>,
     pub(super) slots: &'a Slab<Outcome<P>>,
     pub(super) caller: &'a CallerShared,
+    pub(super) next_to: &'a mut ReplyTo<Outcome<P>>,
 }
 
 impl<P: PoolItem> Core<P> {
-    /// Handles one request and sends its outcome where the request says:
+    /// Handles one entry of a lane's ring: a redirection is noted for the
+    /// next; a request is handled and its outcome sent where it goes:
     /// into the lane's next reply cell, waking the caller if it sleeps
     /// (`reply.rs`); into an async slot, waking its task (`slot.rs`); or,
     /// for a request sent without a reply, nowhere (an error is counted and
@@ -53,22 +56,28 @@ impl<P: PoolItem> Core<P> {
     /// are updated before the reply is published.
     pub(super) fn process(
         &mut self,
-        env: Envelope<P>,
+        payload: Payload<P>,
         back: &mut Back<'_, P>,
         counters: &WorkerCounters,
         barrier: &Barrier,
     ) {
-        let Envelope { payload, to } = env;
         let msg = match payload {
             Payload::Message(msg) => msg,
+            Payload::Redirect(to) => {
+                // The next entry's reply goes there (the pair was published
+                // together; a drain may still split it between two passes).
+                *back.next_to = to;
+                return;
+            }
             Payload::Query(q) => {
                 // Questions come from a caller waiting in a reply cell.
-                debug_assert!(to.is_cell());
+                debug_assert!(back.next_to.is_cell());
                 let answer = self.answer(q);
                 self.reply_to_cell(Ok(answer), back, barrier);
                 return;
             }
         };
+        let to = std::mem::replace(back.next_to, ReplyTo::CELL);
         if to.is_cell() {
             // The blocking paths' case, kept apart so that it stays short.
             let result = self.handle(msg, counters);

@@ -49,7 +49,7 @@ use crate::sync::atomic::{bump, Ordering};
 use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::event;
-use crate::wire::{CallerShared, Envelope, Outcome, Registration};
+use crate::wire::{CallerShared, Outcome, Payload, Registration, ReplyTo};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ fn next_start(hints: u64, next: u32) -> u32 {
 /// One caller's rings, as its worker sees them.
 struct Lane<P: PoolItem> {
     caller: Arc<CallerShared>,
-    requests: Consumer<Envelope<P>>,
+    requests: Consumer<Payload<P>>,
     replies: ReplyWriter<Outcome<P>>,
     /// The caller's async slots; requests in the ring may name them.
     slots: Arc<Slab<Outcome<P>>>,
@@ -96,6 +96,9 @@ struct Lane<P: PoolItem> {
     room: Arc<Room>,
     /// The wakers taken from `room` to wake (kept, with its capacity).
     woken: Vec<std::task::Waker>,
+    /// Where the reply to the next message goes: set by a redirection
+    /// (`wire.rs`), back to the reply cells after that message.
+    next_to: ReplyTo<Outcome<P>>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -204,6 +207,7 @@ impl<P: PoolItem> Worker<P> {
                 slots,
                 room,
                 woken: Vec::with_capacity(crate::room::WAKERS),
+                next_to: ReplyTo::CELL,
             });
             self.occupied |= 1 << b;
             self.lanes += 1;
@@ -233,7 +237,12 @@ impl<P: PoolItem> Worker<P> {
         let mut i = 0;
         while i < self.buckets[b].len() {
             let lane = &mut self.buckets[b][i];
-            let mut back = Back { replies: &mut lane.replies, slots: &lane.slots, caller: &lane.caller };
+            let mut back = Back {
+                replies: &mut lane.replies,
+                slots: &lane.slots,
+                caller: &lane.caller,
+                next_to: &mut lane.next_to,
+            };
             let core = &mut self.core;
             let n = lane.requests.drain(max, |env| core.process(env, &mut back, counters, barrier));
             if n > 0 {
