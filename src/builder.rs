@@ -209,9 +209,13 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         self
     }
 
-    /// Capacity of each caller thread's ring to each worker (default 256).
-    /// A full ring makes a batch wait for its oldest response; it never
-    /// deadlocks.
+    /// Capacity of each caller thread's lane to each worker (default 256):
+    /// the requests of one thread that may be in flight to one worker. A
+    /// request whose reply does not come back in the lane's reply cells (a
+    /// [`send`](crate::ThreadPool::send), an async call) takes two of the
+    /// ring's cells, so about half as many of those fit. A full lane makes a
+    /// batch wait for its oldest response, and a try-form return
+    /// [`Error::Full`](crate::Error::Full); it never deadlocks.
     ///
     /// ```
     /// use shardpool::ThreadPool;
@@ -518,8 +522,8 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
         if n > Self::MAX_WORKERS {
             return out("workers", n, Self::MAX_WORKERS);
         }
-        // A lane is a request ring and a reply ring of the same capacity
-        // (the request ring has one cell more: `caller/mod.rs`, `register`).
+        // A lane is a request ring and reply cells of the same capacity (a
+        // request ring of one has two cells: `caller/mod.rs`, `register`).
         let lane = std::mem::size_of::<crate::wire::Payload<P>>()
             + crate::reply::cell_size::<crate::wire::Outcome<P>>();
         let max_ring = Self::MAX_RING_CAPACITY.min(Self::MAX_RING_BYTES / lane.max(1));

@@ -319,7 +319,7 @@ impl std::error::Error for Error {
 /// [`Responses::collect_all`](crate::Responses::collect_all) (every request
 /// was still sent and answered), or the first request of
 /// [`ThreadPool::send_all`](crate::ThreadPool::send_all) that could not be
-/// sent (every other one was).
+/// sent (the other `failed - 1` were not sent either; the rest were).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchError {

@@ -214,8 +214,9 @@ impl<P: PoolItem> ThreadPool<P> {
     ///
     /// # What runs on the worker
     ///
-    /// The worker wakes the task's waker (`wake_by_ref`), and may drop the
-    /// last clone of it: that is the runtime's code, run on the pool's
+    /// The worker wakes the task's waker (`wake_by_ref`, or `wake` for a
+    /// task that waited for room in a full ring), and may drop the last
+    /// clone of it: that is the runtime's code, run on the pool's
     /// worker under `catch_unwind` (a panic goes to the
     /// [`panic_handler`](crate::ThreadPoolBuilder::panic_handler)). With
     /// the common runtimes that is a few atomic operations; a waker that
@@ -303,9 +304,11 @@ impl<P: PoolItem> ThreadPool<P> {
     /// [`send`](Self::send) for each request, in order: none is answered.
     /// Waits only for room in full rings. Returns how many were sent.
     ///
-    /// A request that cannot be sent (a bad placement; the pool shut down
-    /// meanwhile) is dropped and the rest are still sent; the first such
-    /// failure comes back as a [`BatchError`], with how many there were.
+    /// A request that cannot be sent (a bad placement, a call from the
+    /// item's own worker, the pool shut down meanwhile, the thread exiting)
+    /// is dropped and the rest are still tried; the first such failure comes
+    /// back as a [`BatchError`], with how many there were (the others were
+    /// sent).
     /// Failures on the worker go to the error handler, as for `send`.
     ///
     /// ```
@@ -443,6 +446,10 @@ impl<P: PoolItem> ThreadPool<P> {
     /// every request this thread sent it before; items added or removed by
     /// other threads meanwhile may or may not be listed.
     ///
+    /// Not from a handler: called on one of the pool's own workers it
+    /// returns [`Error::SameWorker`] (with id 0), as would
+    /// [`broadcast`](Self::broadcast).
+    ///
     /// ```
     /// use shardpool_samples::{Randoms, RandomsInit};
     /// use shardpool::{AddRequest, ThreadPool};
@@ -456,6 +463,11 @@ impl<P: PoolItem> ThreadPool<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ids(&self) -> Result<Vec<u64>, Error> {
+        // Asked from one of our own workers, the question to it could never
+        // be answered (and those to the others could wait on each other).
+        if let Some(worker) = current_worker(self.shared.id) {
+            return Err(Error::SameWorker { id: 0, worker });
+        }
         let handle = caller::handle(&self.shared)?;
         let mut ids = Vec::new();
         for worker in 0..self.shared.workers.len() {
@@ -472,10 +484,11 @@ impl<P: PoolItem> ThreadPool<P> {
     /// Sends a request to every item, `make(id)` for each, and returns each
     /// item's id with its response.
     ///
-    /// Delivered to every item that exists when the broadcast starts (its
-    /// [`ids`](Self::ids)) and still exists when its request reaches it;
-    /// an item removed in between is left out (an `UnknownId` for the very
-    /// id asked is not reported), one added in between is not reached. The
+    /// Delivered to every item listed by [`ids`](Self::ids) (gathered
+    /// worker by worker as the broadcast starts) that still exists when its
+    /// request reaches it; an item removed in between is left out (an
+    /// `UnknownId` for the very id asked is not reported), one added in
+    /// between is not reached. The
     /// requests go as one batch, streamed, so each item's response is its
     /// own `Result`: a panicking item fails its own entry only.
     ///

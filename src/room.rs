@@ -70,14 +70,18 @@ impl Room {
     /// (Q) and returns `Pending` only if that fails too. Returns `false` if
     /// the heavy barrier failed: the caller must then wake its own task.
     pub(crate) fn wait(&self, waker: &Waker, barrier: &Barrier) -> bool {
+        // The clone (and, if unused, its drop) is the runtime's code: not
+        // under the lock the worker takes too.
+        let mut ours = Some(waker.clone());
         {
             let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
             // W. A task that waits again (a spurious wake-up, or another of
             // its futures) is listed once.
             if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
+                wakers.extend(ours.take());
             }
         }
+        drop(ours);
         // S. Relaxed: the barrier orders it. A swap, as the caller's writes
         // of `sleeping` in `reply.rs` are (see there).
         self.waiting.swap(true, Ordering::Relaxed);
@@ -97,6 +101,16 @@ impl Room {
         // L. Relaxed: what a waiter needs (room) was published by the ring's
         // own Release store; the barriers order this load against S.
         self.waiting.load(Ordering::Relaxed) && self.take(woken)
+    }
+
+    /// Worker, when the lane goes (its caller retired, or shutdown): every
+    /// waker still listed, to wake (a waiter then finds its push refused,
+    /// or tries another lane) rather than drop with the lane.
+    #[cold]
+    pub(crate) fn take_all(&self, woken: &mut Vec<Waker>) {
+        self.waiting.swap(false, Ordering::Relaxed);
+        let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        woken.append(&mut wakers);
     }
 
     #[cold]

@@ -553,6 +553,36 @@ fn contains_and_ids_see_every_request_sent_before_from_this_thread() {
     assert_eq!(pool.ids(), Err(Error::Shutdown));
 }
 
+/// An item that asks its own pool for its ids.
+pub struct Asker {
+    pool: Arc<std::sync::OnceLock<std::sync::Weak<ThreadPool<Asker>>>>,
+}
+
+#[pool_item]
+impl Asker {
+    fn new(_id: u64, pool: Arc<std::sync::OnceLock<std::sync::Weak<ThreadPool<Asker>>>>) -> Self {
+        Asker { pool }
+    }
+
+    #[messaging(AskRequest, AskResponse)]
+    fn ask(&self) -> Result<Vec<u64>, Error> {
+        let pool = self.pool.get().and_then(std::sync::Weak::upgrade).expect("the pool");
+        pool.ids()
+    }
+}
+
+/// From a handler, `ids` (and so `broadcast`) would wait for an answer
+/// from the worker running it: refused, not hung.
+#[test]
+fn ids_asked_from_a_handler_are_refused_not_hung() {
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let pool = Arc::new(ThreadPool::<Asker>::new(2).unwrap());
+    cell.set(Arc::downgrade(&pool)).unwrap();
+    pool.send_and_receive_once(shardpool::AddRequest::new(1, cell)).unwrap();
+    let answer = pool.send_and_receive_once(AskRequest(1)).unwrap().result;
+    assert_eq!(answer, Err(Error::SameWorker { id: 0, worker: 1 }));
+}
+
 #[test]
 fn a_broadcast_reaches_every_item_and_a_panicking_one_fails_alone() {
     let pool = pool(2);

@@ -236,9 +236,9 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 true
             }
             Err(msg) => {
-                // The ring's cells are freed a chunk at a time, after the
-                // worker processed it (`CallerHandle::call`): kept like a
-                // request for a full lane.
+                // A full ring (of requests announced to the worker, or of
+                // cells it frees a chunk at a time: `CallerHandle::push`):
+                // kept like a request for a full lane.
                 self.stalled = Some(Stalled { worker, msg, id });
                 false
             }

@@ -6,9 +6,12 @@
 //! that polls (its handle, `mod.rs`), and is announced before the poll
 //! returns. A full ring is not waited for on the executor's thread: the
 //! future leaves its waker with the lane (`room.rs`), looks once more, and
-//! returns `Pending`; the worker wakes it when it frees room. Dropped at any point, it leaves nothing behind: before
-//! the first poll nothing was sent; after, the slot is closed and the
-//! reply, whenever it comes, is dropped by whoever holds it then.
+//! returns `Pending`; the worker wakes it when it frees room.
+//!
+//! Dropped at any point, it leaves no reply behind: before the first poll
+//! nothing was sent; after, the slot is closed and the reply, whenever it
+//! comes, is dropped by whoever holds it then. (A waker it left for room is
+//! woken once more, for nothing.)
 
 use super::{decode, handle};
 use crate::error::Error;

@@ -93,7 +93,8 @@ struct Local<P: PoolItem> {
     outcomes: Vec<Option<Outcome<P>>>,
     links: Vec<Link>,
     free: Vec<u32>,
-    /// The capacity of every ring of this caller.
+    /// The capacity of every lane of this caller: requests with a reply cell
+    /// in flight per worker (its request ring has at least as many cells).
     capacity: usize,
     /// Requests sent and not yet answered, over all workers (the sum of
     /// `pending`'s lengths, kept so that a call need not add them up).
@@ -284,9 +285,9 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
     let mut replies = Vec::with_capacity(workers);
     let mut rooms = Vec::with_capacity(workers);
     for w in &pool.workers {
-        // One cell more than asked: a request that goes behind a
-        // redirection takes two, and must fit in an empty ring of one.
-        let (p, requests) = ring(capacity + 1);
+        // A request that goes behind a redirection takes two cells: a ring
+        // of one gets two, so that such a request fits in it when empty.
+        let (p, requests) = ring(capacity.max(2));
         let (reply_producer, reply_consumer) = reply::lane(capacity);
         let room = Arc::new(Room::new());
         producers.push(p);
@@ -491,10 +492,10 @@ impl<P: PoolItem> CallerHandle<P> {
             self.pool.gate.leave(&self.shared.presence);
             match pushed {
                 Ok(()) => return Ok(()),
-                // A full ring. (With room for the reply, it is one whose
-                // cells the ring frees a chunk at a time, once the worker has
-                // processed the whole chunk, after publishing the replies
-                // that `room` counted: the worker is at work on this lane.)
+                // A full ring: of requests announced to the worker, or of
+                // cells it frees a chunk at a time, once it has processed
+                // the whole chunk (after publishing the replies that `room`
+                // counted). Either way the worker will free room.
                 Err(payload) => env = full(Envelope { payload, to })?,
             }
         }

@@ -259,7 +259,12 @@ impl<P: PoolItem> Worker<P> {
             } else if lane.caller.retired.load(Ordering::Acquire) && lane.requests.is_empty() {
                 // Acquire: pairs with the Release store of `retired`; every
                 // push the caller made is visible, and the ring is empty.
-                drop(self.buckets[b].swap_remove(i));
+                let mut gone = self.buckets[b].swap_remove(i);
+                // Tasks that waited for room in its ring are woken, not
+                // dropped with it (runtime code: `wake_all`).
+                gone.room.take_all(&mut gone.woken);
+                self.core.wake_all(&mut gone.woken);
+                drop(gone);
                 self.lanes -= 1;
                 if self.buckets[b].is_empty() {
                     self.occupied &= !(1 << b);
@@ -484,7 +489,13 @@ impl<P: PoolItem> Worker<P> {
         }
         WorkerCounters::set(&self.counters().items, 0);
         // Every request ring is empty; a caller still there keeps its end of
-        // the reply lane and takes the replies left on it.
+        // the reply lane and takes the replies left on it. Tasks still
+        // waiting for room are woken (their push is refused now), not
+        // dropped with the lanes.
+        for lane in self.buckets.iter_mut().flatten() {
+            lane.room.take_all(&mut lane.woken);
+            self.core.wake_all(&mut lane.woken);
+        }
         drop(std::mem::take(&mut self.buckets));
         self.lanes = 0;
         WorkerCounters::set(&self.counters().callers, 0);
