@@ -567,7 +567,7 @@ impl<P: PoolItem> CallerHandle<P> {
         drop(local);
         drop(discard);
         self.after_wait(slept);
-        outcome.ok_or((Error::Timeout { id }, None))
+        outcome.ok_or_else(|| (Error::Timeout { id }, None))
     }
 
     /// Sends a request whose reply nobody waits for (`to` is `FORGET`), or

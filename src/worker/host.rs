@@ -54,6 +54,7 @@ impl<P: PoolItem> Core<P> {
     /// for a request sent without a reply, nowhere (an error is counted and
     /// reported). The statistics a caller may read once it has the reply
     /// are updated before the reply is published.
+    #[inline]
     pub(super) fn process(
         &mut self,
         payload: Payload<P>,
@@ -143,6 +144,7 @@ impl<P: PoolItem> Core<P> {
     }
 
     /// Publishes into the lane's next reply cell.
+    #[inline]
     fn reply_to_cell(&mut self, mut outcome: Outcome<P>, back: &mut Back<'_, P>, barrier: &Barrier) {
         // The caller never has more requests pending on a lane than it has
         // reply cells (`Local::room`), so the cell is free. Were it not (a
