@@ -90,6 +90,13 @@ impl Actor {
     fn boom(&mut self) {
         panic!("boom")
     }
+
+    /// Waits on `latch`, then answers with a response whose `Drop` panics.
+    #[messaging(FragileRequest, FragileResponse)]
+    fn fragile(&mut self, latch: Latch, n: u64) -> Fragile {
+        latch.wait();
+        Fragile(n)
+    }
 }
 
 /// A waker that counts its wake-ups and unparks a thread.
@@ -666,6 +673,110 @@ fn an_async_batch_answers_failures_in_place_and_dropped_early_loses_nothing() {
     let d = drops.clone();
     assert!(eventually(move || d.load(Ordering::SeqCst) == 6));
     assert_eq!(pool.send_and_receive_once(PushRequest(1, 9)).unwrap().result, vec![1, 3, 9]);
+}
+
+/// The request iterator of an async batch panics midway, inside a poll:
+/// the panic reaches the task, the requests sent before it are processed,
+/// and dropping the stream leaves nothing behind.
+#[test]
+fn an_async_batch_whose_iterator_panics_has_its_earlier_requests_processed() {
+    let pool = pool(1);
+    let requests = (0..10u64).map(|v| {
+        assert!(v != 5, "iterator boom");
+        PushRequest(1, v)
+    });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on(Box::pin(async {
+            let mut responses = pool.send_and_receive_async(requests);
+            while let Some(r) = responses.next().await {
+                r.unwrap();
+            }
+        }))
+    }));
+    assert!(caught.is_err(), "the iterator's panic reaches the task");
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 99)).unwrap().result, vec![0, 1, 2, 3, 4, 99]);
+}
+
+/// A request whose `into_message` panics: the panic comes out where the
+/// future is made, and nothing is sent.
+#[test]
+fn an_async_call_whose_into_message_panics_sends_nothing() {
+    struct Bad;
+    impl Request<Actor> for Bad {
+        type Response = ();
+        fn into_message(self) -> shardpool::Message<Actor> {
+            panic!("into_message boom")
+        }
+        fn from_reply(_: shardpool::Reply<Actor>) -> Option<()> {
+            None
+        }
+    }
+    let pool = pool(1);
+    let before = pool.stats().requests();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(pool.send_and_receive_once_async(Bad));
+    }));
+    assert!(caught.is_err());
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 1)).unwrap().result, vec![1]);
+    assert_eq!(pool.stats().requests(), before + 1);
+}
+
+/// An error handler that panics is reported, and the worker goes on.
+#[test]
+fn a_panicking_error_handler_is_reported_and_the_worker_goes_on() {
+    let reports = Arc::new(Mutex::new(Vec::<PanicReport>::new()));
+    let sink = reports.clone();
+    let pool = ThreadPool::<Actor>::builder()
+        .workers(1)
+        .error_handler(|_| panic!("handler boom"))
+        .panic_handler(move |r| sink.lock().unwrap().push(r))
+        .build()
+        .unwrap();
+    pool.send(PushRequest(9, 1)).unwrap();
+    pool.send_and_receive_once(ActorInit(1)).unwrap();
+    let r = reports.lock().unwrap().clone();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].message.contains("handler boom"), "{:?}", r[0]);
+    assert_eq!(pool.stats().workers[0].send_errors, 1);
+}
+
+/// Responses whose `Drop` panics, in flight when their async batch is
+/// dropped: the worker drops each late one under `catch_unwind` and
+/// reports it; nothing aborts.
+#[test]
+fn late_responses_whose_drop_panics_are_reported_not_fatal() {
+    let reports = Arc::new(Mutex::new(Vec::<PanicReport>::new()));
+    let sink = reports.clone();
+    let pool = ThreadPool::<Actor>::builder()
+        .workers(1)
+        .panic_handler(move |r| sink.lock().unwrap().push(r))
+        .build()
+        .unwrap();
+    pool.send_and_receive_once(ActorInit(1)).unwrap();
+    let latch = Latch::new();
+    let requests: Vec<_> = (0..3).map(|i| FragileRequest(1, latch.clone(), i)).collect();
+    let mut responses = pool.send_and_receive_async(requests);
+    let (_, waker) = counting();
+    assert!(poll_once(&mut Box::pin(responses.next()), &waker).is_pending());
+    latch.until_waiting(1);
+    drop(responses);
+    latch.open();
+    let r = reports.clone();
+    assert!(eventually(move || r.lock().unwrap().len() == 3), "{:?}", reports.lock().unwrap());
+    assert!(reports.lock().unwrap().iter().all(|r| r.message.contains("fragile drop")));
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 1)).unwrap().result, vec![1]);
+}
+
+/// A response whose `Drop` panics.
+#[derive(Debug)]
+pub struct Fragile(pub u64);
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("fragile drop {}", self.0);
+        }
+    }
 }
 
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {
