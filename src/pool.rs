@@ -1,6 +1,6 @@
 //! The pool's handle: what users call.
 
-use crate::caller::{self, decode, AsyncResponse, AsyncResponses, Responses};
+use crate::caller::{self, decode, AsyncResponse, AsyncResponses, CallerHandle, Responses};
 use crate::doorbell::CONTROL;
 use crate::error::{take_panic_message, BatchError, Error, TrySendError};
 use crate::item::{Message, PoolItem, Reply, Request};
@@ -12,7 +12,12 @@ use crate::sync::{Arc, Mutex};
 use crate::trace::{event, span};
 use crate::wire::{IdSink, Query};
 use std::fmt;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// A message ready to leave: its worker, this thread's handle on the pool,
+/// and the message.
+type Addressed<P> = (usize, Rc<CallerHandle<P>>, Message<P>);
 
 /// A fixed set of worker threads hosting items of type `P`.
 ///
@@ -127,12 +132,18 @@ impl<P: PoolItem> ThreadPool<P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_and_receive_once<R: Request<P>>(&self, request: R) -> Result<R::Response, Error> {
+        self.call_until(request, None)
+    }
+
+    /// One request, one response, the wait bounded by `deadline` if any.
+    #[inline]
+    fn call_until<R: Request<P>>(&self, request: R, deadline: Option<Instant>) -> Result<R::Response, Error> {
         let msg = request.into_message();
         let id = msg.id();
         span!(TRACE, "call", id);
         let worker = self.shared.route::<P>(id)?;
         let handle = caller::handle(&self.shared)?;
-        let outcome = handle.call(worker, msg, None)?;
+        let outcome = handle.call(worker, msg, deadline)?;
         decode::<P, R>(id, outcome)
     }
 
@@ -179,14 +190,7 @@ impl<P: PoolItem> ThreadPool<P> {
         request: R,
         timeout: Duration,
     ) -> Result<R::Response, Error> {
-        let deadline = Instant::now().checked_add(timeout);
-        let msg = request.into_message();
-        let id = msg.id();
-        span!(TRACE, "call", id);
-        let worker = self.shared.route::<P>(id)?;
-        let handle = caller::handle(&self.shared)?;
-        let outcome = handle.call(worker, msg, deadline)?;
-        decode::<P, R>(id, outcome)
+        self.call_until(request, Instant::now().checked_add(timeout))
     }
 
     /// [`send_and_receive_once`](Self::send_and_receive_once), as a future:
@@ -368,17 +372,19 @@ impl<P: PoolItem> ThreadPool<P> {
     }
 
     fn send_message(&self, msg: Message<P>, wait: bool) -> Result<(), TrySendError<P>> {
-        let id = msg.id();
-        span!(TRACE, "send", id);
-        let worker = match self.shared.route::<P>(id) {
-            Ok(w) => w,
-            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
-        };
-        let handle = match caller::handle(&self.shared) {
-            Ok(h) => h,
-            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
-        };
+        span!(TRACE, "send", id = msg.id());
+        let (worker, handle, msg) = self.address(msg)?;
         handle.send(worker, msg, wait).map_err(|(error, msg)| TrySendError { error, message: Some(msg) })
+    }
+
+    /// The worker `msg` goes to and this thread's handle on the pool, or
+    /// why it cannot be sent, with the message handed back.
+    fn address(&self, msg: Message<P>) -> Result<Addressed<P>, TrySendError<P>> {
+        let addressed = self.shared.route::<P>(msg.id()).and_then(|w| Ok((w, caller::handle(&self.shared)?)));
+        match addressed {
+            Ok((worker, handle)) => Ok((worker, handle, msg)),
+            Err(error) => Err(TrySendError { error, message: Some(msg) }),
+        }
     }
 
     /// [`send_and_receive_once`](Self::send_and_receive_once), but fails
@@ -402,14 +408,7 @@ impl<P: PoolItem> ThreadPool<P> {
         let msg = request.into_message();
         let id = msg.id();
         span!(TRACE, "call", id);
-        let worker = match self.shared.route::<P>(id) {
-            Ok(w) => w,
-            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
-        };
-        let handle = match caller::handle(&self.shared) {
-            Ok(h) => h,
-            Err(error) => return Err(TrySendError { error, message: Some(msg) }),
-        };
+        let (worker, handle, msg) = self.address(msg)?;
         let outcome =
             handle.try_call(worker, msg).map_err(|(error, msg)| TrySendError { error, message: msg })?;
         Ok(decode::<P, R>(id, outcome)?)

@@ -424,21 +424,24 @@ pub(crate) unsafe fn poll<T>(slab: &Slab<T>, slot: SlotRef<T>, cx: &Context<'_>)
         }
     }
     // WAKER is clear and VALUE was not set when it was: the worker will not
-    // read the field until we set WAKER again. The old waker is dropped here
-    // (runtime code, on the task's thread).
+    // read the field until we set WAKER again.
     let new = cx.waker().clone();
     // SAFETY: as just said, the field is ours until we set WAKER.
     let old = s.waker.with_mut(|w| unsafe { (*w).replace(new) });
-    drop(old);
     // AcqRel: Release publishes the waker to the worker's Acquire
     // `fetch_or(VALUE)`; Acquire makes the reply visible if it is there.
     state = s.state.fetch_or(WAKER, Ordering::AcqRel);
-    if state & VALUE != 0 {
+    let ready = if state & VALUE != 0 {
         // Published without seeing our waker: the worker is done already.
         // SAFETY: as above; `state` has WAKER clear, as the worker saw it.
-        return Poll::Ready(unsafe { take(slab, s, state) });
-    }
-    Poll::Pending
+        Poll::Ready(unsafe { take(slab, s, state) })
+    } else {
+        Poll::Pending
+    };
+    // Last, the old waker (runtime code, on the task's thread): a panic in
+    // its drop leaves the slot consistent.
+    drop(old);
+    ready
 }
 
 /// Receiver: gives the slot up (the future was dropped, or timed out).

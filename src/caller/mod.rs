@@ -443,17 +443,16 @@ impl<P: PoolItem> CallerHandle<P> {
 
     /// Pushes `env` to worker `w` inside the shutdown gate, or gives it
     /// back with the reason: the pool is shut down, or (unless `wait` says
-    /// to wait) the lane is full. `cell`: its reply comes back in a reply
-    /// cell, so the lane must have one free (`Local::room`). A full lane is
-    /// waited for outside the gate: a worker stuck in user code must not
-    /// keep us inside it, or shutdown would wait on us. Not announced.
+    /// to wait) the lane is full. A request whose reply comes back in a
+    /// reply cell needs one free (`Local::room`). A full lane is waited for
+    /// outside the gate: a worker stuck in user code must not keep us inside
+    /// it, or shutdown would wait on us. Not announced.
     #[inline]
     fn push(
         &self,
         local: &mut Local<P>,
         w: usize,
         mut env: Envelope<P>,
-        cell: bool,
         wait: Wait,
     ) -> Result<(), (Error, Envelope<P>)> {
         let mut backoff = Backoff::new();
@@ -472,7 +471,7 @@ impl<P: PoolItem> CallerHandle<P> {
             Ok(env)
         };
         loop {
-            if cell && !local.room(w) {
+            if env.to.is_cell() && !local.room(w) {
                 // Our own earlier requests (a batch this thread is driving)
                 // fill the lane: its worker is answering them.
                 env = full(env)?;
@@ -552,7 +551,7 @@ impl<P: PoolItem> CallerHandle<P> {
         let spin = self.spin(Some(w));
         local.choose_sleep(spin, &self.shared.sleeper);
         let id = env.payload.id();
-        if let Err((e, env)) = self.push(&mut local, w, env, true, wait) {
+        if let Err((e, env)) = self.push(&mut local, w, env, wait) {
             // `room` may have filed replies to abandoned calls.
             let discard = local.take_discarded();
             drop(local);
@@ -570,14 +569,14 @@ impl<P: PoolItem> CallerHandle<P> {
         outcome.ok_or_else(|| (Error::Timeout { id }, None))
     }
 
-    /// Sends a request whose reply nobody waits for (`to` is `FORGET`), or
-    /// into an async slot. `wait`: whether to wait for room in a full lane.
-    /// Gives the message back if it is refused.
+    /// Sends a request whose reply nobody waits for (`to` is `FORGET`).
+    /// `wait`: whether to wait for room in a full lane. Gives the message
+    /// back if it is refused.
     pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
         let mut local = self.local.borrow_mut();
         let wait = if wait { Wait::Forever } else { Wait::No };
         let env = Envelope::new(msg, ReplyTo::FORGET);
-        let pushed = self.push(&mut local, w, env, false, wait);
+        let pushed = self.push(&mut local, w, env, wait);
         drop(local);
         match pushed {
             Ok(()) => {
@@ -615,7 +614,7 @@ impl<P: PoolItem> CallerHandle<P> {
         let mut local = self.local.borrow_mut();
         let slot = local.slots.alloc();
         let env = Envelope::new(msg, ReplyTo::slot(slot));
-        match self.push(&mut local, w, env, false, Wait::No) {
+        match self.push(&mut local, w, env, Wait::No) {
             Ok(()) => {
                 drop(local);
                 self.announce(w);

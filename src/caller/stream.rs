@@ -57,8 +57,10 @@ pub struct AsyncResponses<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>>
     /// A request taken from the iterator whose lane was full.
     stalled: Option<(usize, Message<P>)>,
     /// The lanes (calling thread) the sent requests of `window` left by,
-    /// and the slab their slots are in.
+    /// and the slab their slots are in; `Some` exactly while `sent` > 0.
     origin: Option<Origin<P>>,
+    /// How many entries of `window` are sent requests.
+    sent: usize,
     _request: PhantomData<fn() -> R>,
 }
 
@@ -82,6 +84,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
             window: VecDeque::with_capacity(pool.config.window),
             stalled: None,
             origin: None,
+            sent: 0,
             _request: PhantomData,
         }
     }
@@ -163,14 +166,9 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
             // Moved to another thread with requests still in flight from the
             // first: wait for them (the head's reply wakes the task) before
             // sending from here.
-            if let Some((origin, _)) = &self.origin {
-                if !Arc::ptr_eq(origin, handle.shared()) {
-                    if self.window.iter().any(|e| matches!(e, Entry::Sent { .. })) {
-                        self.stalled = Some((worker, msg));
-                        return;
-                    }
-                    self.origin = None;
-                }
+            if self.origin.as_ref().is_some_and(|(origin, _)| !Arc::ptr_eq(origin, handle.shared())) {
+                self.stalled = Some((worker, msg));
+                return;
             }
             let id = msg.id();
             match handle.send_to_slot(worker, msg) {
@@ -178,13 +176,14 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
                     if self.origin.is_none() {
                         self.origin = Some((handle.shared().clone(), handle.slab()));
                     }
+                    self.sent += 1;
                     self.window.push_back(Entry::Sent { slot, id });
                 }
                 Err((Error::Full { .. }, msg)) => {
                     self.stalled = Some((worker, msg));
                     // With a request of ours in flight, its reply wakes us;
                     // otherwise leave our waker for room, and look again once.
-                    if waiting || self.window.iter().any(|e| matches!(e, Entry::Sent { .. })) {
+                    if waiting || self.sent > 0 {
                         return;
                     }
                     if !handle.wait_for_room(worker, cx.waker()) {
@@ -227,7 +226,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> AsyncResponses<'a, P
         };
         let id = *id;
         self.window.pop_front();
-        if self.window.is_empty() {
+        self.sent -= 1;
+        if self.sent == 0 {
             self.origin = None;
         }
         Poll::Ready(Some(decode::<P, R>(id, outcome)))

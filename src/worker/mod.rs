@@ -101,6 +101,16 @@ struct Lane<P: PoolItem> {
     next_to: ReplyTo<Outcome<P>>,
 }
 
+impl<P: PoolItem> Lane<P> {
+    /// The lane goes: tasks still waiting for room in its ring are woken
+    /// (their push is refused, or tried on another lane), not dropped with
+    /// it (runtime code: `Core::wake_all`).
+    fn wake_room(&mut self, core: &Core<P>) {
+        self.room.take_all(&mut self.woken);
+        core.wake_all(&mut self.woken);
+    }
+}
+
 pub(crate) struct Worker<P: PoolItem> {
     pool: Arc<Shared<P>>,
     core: Core<P>,
@@ -260,10 +270,7 @@ impl<P: PoolItem> Worker<P> {
                 // Acquire: pairs with the Release store of `retired`; every
                 // push the caller made is visible, and the ring is empty.
                 let mut gone = self.buckets[b].swap_remove(i);
-                // Tasks that waited for room in its ring are woken, not
-                // dropped with it (runtime code: `wake_all`).
-                gone.room.take_all(&mut gone.woken);
-                self.core.wake_all(&mut gone.woken);
+                gone.wake_room(&self.core);
                 drop(gone);
                 self.lanes -= 1;
                 if self.buckets[b].is_empty() {
@@ -493,8 +500,7 @@ impl<P: PoolItem> Worker<P> {
         // waiting for room are woken (their push is refused now), not
         // dropped with the lanes.
         for lane in self.buckets.iter_mut().flatten() {
-            lane.room.take_all(&mut lane.woken);
-            self.core.wake_all(&mut lane.woken);
+            lane.wake_room(&self.core);
         }
         drop(std::mem::take(&mut self.buckets));
         self.lanes = 0;
