@@ -105,7 +105,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = pool.send_and_receive_once_async(AuditRequest(3, 0)).await?;
     println!("audit of account 3 awaited: consistent = {}", audit.result);
 
-    // Every account at once, and the set of ids.
+    // Every account at once, and the set of ids. These three are blocking
+    // calls (there is no async form of them yet): fine here, where `main`
+    // runs on its own thread; inside a task on a runtime worker, wrap them
+    // in `spawn_blocking`.
     let balances = pool.broadcast(BalanceRequest)?;
     let total: i64 = balances.iter().map(|(_, r)| r.as_ref().map_or(0, |b| b.result.1)).sum();
     println!("broadcast to {} accounts: total balance {total}", balances.len());

@@ -3,6 +3,9 @@
 //! full ring, calls with a deadline, mixed batches.
 #![allow(missing_docs)]
 
+mod common;
+
+use common::eventually;
 use shardpool::{pool_item, Error, PanicReport, Request, ThreadPool};
 use std::future::Future;
 use std::pin::Pin;
@@ -199,7 +202,10 @@ fn a_future_sent_from_one_thread_completes_on_another_after_the_first_exited() {
         std::thread::park();
     };
     assert_eq!(response.result.0, 41);
-    assert!(wakes.wakes.load(Ordering::SeqCst) >= 1, "the worker woke this thread's waker");
+    // The worker wakes the waker after it publishes: the poll may have
+    // taken the reply first.
+    let w = wakes.clone();
+    assert!(eventually(move || w.wakes.load(Ordering::SeqCst) >= 1), "the worker woke this thread's waker");
     drop(response);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
@@ -346,17 +352,39 @@ fn futures_cancelled_by_a_runtime_timeout_lose_no_response_and_mix_none_up() {
             assert!(t.await.unwrap(), "timed out: the latch is closed");
         }
     });
+    // Right away, on the same runtime threads (whose slabs hold the
+    // cancelled futures' slots), new calls while the late answers land:
+    // their slots are the freed ones, and each answer reaches its own
+    // future.
     latch.open();
-    let d = drops.clone();
-    assert!(eventually(move || d.load(Ordering::SeqCst) == 16));
-    // The slots are reused, and each answer reaches its own future.
+    let answered = Arc::new(AtomicUsize::new(0));
     rt.block_on(async {
-        for t in 0..64u64 {
-            let r =
-                pool.send_and_receive_once_async(HoldRequest(t % 8, latch.clone(), t, drops.clone())).await;
-            assert_eq!(r.unwrap().result.0, t);
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let (pool, latch, answered) = (pool.clone(), latch.clone(), answered.clone());
+                tokio::spawn(async move {
+                    for i in 0..8u64 {
+                        let n = t * 100 + i;
+                        let r = pool
+                            .send_and_receive_once_async(HoldRequest(
+                                t % 8,
+                                latch.clone(),
+                                n,
+                                answered.clone(),
+                            ))
+                            .await;
+                        assert_eq!(r.unwrap().result.0, n);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
         }
     });
+    assert_eq!(answered.load(Ordering::SeqCst), 128, "each answer taken and dropped once");
+    let d = drops.clone();
+    assert!(eventually(move || d.load(Ordering::SeqCst) == 16), "each late answer dropped once");
 }
 
 #[test]
@@ -388,7 +416,10 @@ fn sends_keep_their_place_and_their_failures_are_counted_and_reported() {
     pool.send(ActorInit(1)).unwrap();
     let log = pool.send_and_receive_once(PushRequest(1, 7)).unwrap().result;
     assert_eq!(log, vec![7]);
-    // Two workers: the errors come in either order.
+    // Item 42 is on worker 0, item 1 on worker 1: a question to worker 0,
+    // sent after the failed send to 42, is answered after its error went to
+    // the handler. The errors come in either order.
+    assert!(!pool.contains(42).unwrap());
     let errors = errors.lock().unwrap();
     assert_eq!(errors.len(), 2);
     assert!(errors.contains(&Error::UnknownId { id: 42 }));
@@ -457,21 +488,28 @@ fn an_async_call_on_a_full_ring_waits_for_the_worker_to_wake_it() {
     let mut batch = pool.send_and_receive_async([PushRequest(1, 2)]);
     let (batch_wakes, batch_waker) = counting();
     assert!(poll_once(&mut f, &waker).is_pending());
-    assert!(poll_once(&mut Box::pin(batch.next()), &batch_waker).is_pending());
-    std::thread::sleep(Duration::from_millis(20));
+    let mut next = Box::pin(batch.next());
+    assert!(poll_once(&mut next, &batch_waker).is_pending());
+    // A future that woke its own task would have counted it in its poll.
     assert_eq!(wakes.wakes.load(Ordering::SeqCst), 0, "no wake-up while the ring is full");
     assert_eq!(batch_wakes.wakes.load(Ordering::SeqCst), 0);
     latch.open();
-    let w = wakes.clone();
-    assert!(eventually(move || w.wakes.load(Ordering::SeqCst) >= 1), "woken when room came");
+    let (w, b) = (wakes.clone(), batch_wakes.clone());
+    assert!(eventually(move || w.wakes.load(Ordering::SeqCst) >= 1), "the call woken when room came");
+    assert!(eventually(move || b.wakes.load(Ordering::SeqCst) >= 1), "the batch woken when room came");
     let response = loop {
         if let Poll::Ready(r) = poll_once(&mut f, &waker) {
             break r.unwrap();
         }
-        std::thread::park_timeout(Duration::from_millis(1));
+        std::thread::park();
     };
     assert_eq!(response.result.last(), Some(&1));
-    let second = block_on(Box::pin(batch.next())).unwrap().unwrap().result;
+    let second = loop {
+        if let Poll::Ready(r) = poll_once(&mut next, &batch_waker) {
+            break r.unwrap().unwrap().result;
+        }
+        std::thread::park();
+    };
     assert_eq!(second.last(), Some(&2));
 }
 
@@ -617,10 +655,11 @@ fn a_broadcast_reaches_every_item_and_a_panicking_one_fails_alone() {
 fn an_async_batch_answers_in_order_and_keeps_per_item_order_across_threads() {
     let pool = Arc::new(pool(2));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(3).build().unwrap();
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
     rt.block_on(async {
         let tasks: Vec<_> = (0..4u64)
             .map(|t| {
-                let pool = pool.clone();
+                let (pool, threads) = (pool.clone(), threads.clone());
                 tokio::spawn(async move {
                     // Task t owns items t and t + 4; request i goes to one of them.
                     let requests = (0..500u64).map(move |i| PushRequest(t + 4 * (i % 2), i));
@@ -633,6 +672,7 @@ fn an_async_batch_answers_in_order_and_keeps_per_item_order_across_threads() {
                         assert_eq!(log.len() as u64, i / 2 + 1);
                         i += 1;
                         if i % 7 == 0 {
+                            threads.lock().unwrap().insert(std::thread::current().id());
                             tokio::task::yield_now().await;
                         }
                     }
@@ -644,6 +684,7 @@ fn an_async_batch_answers_in_order_and_keeps_per_item_order_across_threads() {
             t.await.unwrap();
         }
     });
+    assert!(threads.lock().unwrap().len() > 1, "the tasks ran on several threads");
 }
 
 #[test]
@@ -659,8 +700,8 @@ fn an_async_batch_answers_failures_in_place_and_dropped_early_loses_nothing() {
         all
     }));
     assert_eq!(results, vec![Ok(vec![1]), Err(Error::UnknownId { id: 77 }), Ok(vec![1, 3])]);
-    // Dropped after one response, with the rest in flight: their responses
-    // are dropped when they come, and nothing hangs.
+    // Dropped before any response, with its requests in flight: their
+    // responses are dropped when they come, and nothing hangs.
     let latch = Latch::new();
     let drops = Arc::new(AtomicUsize::new(0));
     let requests: Vec<_> = (0..6).map(|i| HoldRequest(i % 2, latch.clone(), i, drops.clone())).collect();
@@ -777,15 +818,4 @@ impl Drop for Fragile {
             panic!("fragile drop {}", self.0);
         }
     }
-}
-
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
 }

@@ -1,6 +1,6 @@
 //! What the benchmarks share: the bench items in shardpool's and in
 //! messaging_thread_pool's terms, the baselines (a crossbeam-channel actor, a
-//! raw `rtrb` pair in two forms, ffwd-style delegation, a bounced cache line), calibrated CPU work, and thread
+//! raw `rtrb` pair in two forms, ffwd-style delegation, a bounced cache line, the tokio subjects), calibrated CPU work, and thread
 //! placement.
 //!
 //! The criterion benches include this module with `mod common;`; the perf
@@ -16,6 +16,7 @@ pub mod ffwd;
 pub mod mtp;
 pub mod place;
 pub mod rtrb_pair;
+pub mod tokio_subjects;
 pub mod work;
 
 /// Spin iterations between two `yield_now` calls in the baselines' waits:

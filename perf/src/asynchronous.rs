@@ -10,14 +10,16 @@
 //! first core. Each timed unit is 256 calls (or one batch) inside one
 //! `block_on`, so the runtime's entry is spread thin.
 
-use crate::common::echo::{echo_pool, ping, ping_batch, Ping, ITEMS};
+use crate::common::echo::{echo_pool, ping, ping_batch, ITEMS};
 use crate::common::place;
+use crate::common::tokio_subjects::{
+    actor_calls, async_batch, runtime, shardpool_calls, spawn_blocking_calls, start_actor,
+};
 use crate::measure::{fmt_ns, fmt_x, ns_per_elem, Budget, Floor, Floors};
 use crate::table::Table;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 
 /// Calls per timed unit.
 const CALLS: u64 = 256;
@@ -42,25 +44,6 @@ pub const ACTOR_LOCAL: &str = "tokio actor, on a current-thread runtime shared w
 pub const BATCH_BLOCKING: &str = "shardpool, blocking batch of 1024";
 pub const BATCH_ASYNC: &str = "shardpool, async batch of 1024";
 
-async fn actor(mut requests: mpsc::Receiver<(u64, oneshot::Sender<u64>)>) {
-    while let Some((id, reply)) = requests.recv().await {
-        let _ = reply.send(id);
-        while let Ok((id, reply)) = requests.try_recv() {
-            let _ = reply.send(id);
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .on_thread_start(|| {
-            place::pin_current(place::worker_core(0));
-        })
-        .build()
-        .expect("a tokio runtime")
-}
-
 pub fn run(budget: Budget, floors: &mut Floors) -> Async {
     let per = budget.time(Duration::from_millis(300));
     let mut calls = Vec::new();
@@ -68,48 +51,34 @@ pub fn run(budget: Budget, floors: &mut Floors) -> Async {
         eprintln!("  async: {subject}");
         let (ns, floor) = floors.around(&format!("async, {subject}"), || {
             place::on_driver(Some(place::caller_core()), || {
-                let rt = runtime();
-                let pool = Arc::new(echo_pool(1));
+                // Only the shardpool subjects have a pool (its idle worker
+                // would otherwise share the actors' core).
+                let pool = || Arc::new(echo_pool(1));
                 match subject {
-                    BLOCKING => ns_per_elem(per, CALLS, || {
-                        for i in 0..CALLS {
-                            black_box(ping(&pool, i % ITEMS));
-                        }
-                    }),
-                    ASYNC => ns_per_elem(per, CALLS, || {
-                        rt.block_on(async {
+                    BLOCKING => {
+                        let pool = pool();
+                        ns_per_elem(per, CALLS, || {
                             for i in 0..CALLS {
-                                black_box(
-                                    pool.send_and_receive_once_async(Ping(i % ITEMS)).await.expect("a ping"),
-                                );
+                                black_box(ping(&pool, i % ITEMS));
                             }
                         })
-                    }),
-                    SPAWN_BLOCKING => ns_per_elem(per, CALLS, || {
-                        rt.block_on(async {
-                            for i in 0..CALLS {
-                                let pool = pool.clone();
-                                let r = tokio::task::spawn_blocking(move || ping(&pool, i % ITEMS)).await;
-                                black_box(r.expect("the blocking task"));
-                            }
-                        })
-                    }),
+                    }
+                    ASYNC => {
+                        let (rt, pool) = (runtime(), pool());
+                        ns_per_elem(per, CALLS, || rt.block_on(shardpool_calls(&pool, CALLS)))
+                    }
+                    SPAWN_BLOCKING => {
+                        let (rt, pool) = (runtime(), pool());
+                        ns_per_elem(per, CALLS, || rt.block_on(spawn_blocking_calls(&pool, CALLS)))
+                    }
                     _ => {
-                        let local = (subject == ACTOR_LOCAL).then(|| {
+                        let rt = if subject == ACTOR_LOCAL {
                             tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
-                        });
-                        let rt = local.as_ref().unwrap_or(&rt);
-                        let (tx, rx) = mpsc::channel(256);
-                        let server = rt.spawn(actor(rx));
-                        let ns = ns_per_elem(per, CALLS, || {
-                            rt.block_on(async {
-                                for i in 0..CALLS {
-                                    let (reply, answer) = oneshot::channel();
-                                    tx.send((i % ITEMS, reply)).await.expect("the actor is up");
-                                    black_box(answer.await.expect("an answer"));
-                                }
-                            })
-                        });
+                        } else {
+                            runtime()
+                        };
+                        let (tx, server) = start_actor(&rt);
+                        let ns = ns_per_elem(per, CALLS, || rt.block_on(actor_calls(&tx, CALLS)));
                         drop(tx);
                         rt.block_on(server).expect("the actor ends");
                         ns
@@ -124,23 +93,15 @@ pub fn run(budget: Budget, floors: &mut Floors) -> Async {
         eprintln!("  async: {subject}");
         let (ns, floor) = floors.around(&format!("async, {subject}"), || {
             place::on_driver(Some(place::caller_core()), || {
-                let rt = runtime();
                 let pool = echo_pool(1);
                 if subject == BATCH_BLOCKING {
                     ns_per_elem(per, 1024, || {
                         black_box(ping_batch(&pool, 0, 1024));
                     })
                 } else {
+                    let rt = runtime();
                     ns_per_elem(per, 1024, || {
-                        rt.block_on(async {
-                            let mut responses =
-                                pool.send_and_receive_async((0..1024).map(|i| Ping(i % ITEMS)));
-                            let mut acc = 0;
-                            while let Some(r) = responses.next().await {
-                                acc ^= r.expect("a ping's answer");
-                            }
-                            black_box(acc);
-                        })
+                        black_box(rt.block_on(async_batch(&pool, 1024)));
                     })
                 }
             })
@@ -159,9 +120,10 @@ impl Async {
     pub fn markdown(&self) -> String {
         let mut md = String::from("## Async callers\n\n");
         md += "One trivial request at a time, awaited in a tokio task on the measuring thread \
-               (`Runtime::block_on`; the server on the first core), 256 calls per timed unit, \
-               median of the units; and a batch of 1024 (`cargo bench --bench async_calls` runs \
-               the same subjects).\n\n";
+               (`Runtime::block_on`; the server on the first core), 256 calls per `block_on`, \
+               the median of rounds of about 5 ms; and a batch of 1024. The subjects are \
+               `benches/common/tokio_subjects.rs`, which `cargo bench --bench async_calls` \
+               runs too.\n\n";
         let blocking = self.get(BLOCKING);
         let mut t = Table::new(&["subject", "per call", "÷ blocking call", "floor"]);
         for r in &self.calls {
