@@ -2,12 +2,12 @@
 //! it is driven, a window ahead of the response it yields, and answers in
 //! request order. It works on the calling thread's handle (`mod.rs`).
 
-use super::{decode, handle, CallerHandle, Link, Wait, NIL};
+use super::{decode, handle, CallerHandle, Link, NIL};
 use crate::error::{take_panic_message, BatchError, Error};
 use crate::item::{Message, PoolItem, Request};
 use crate::shared::Shared;
 use crate::sync::{Arc, Backoff};
-use crate::wire::{Envelope, ReplyTo};
+use crate::wire::{Envelope, Payload, ReplyTo};
 use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -207,8 +207,26 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
         if local.in_flight == 0 {
             local.choose_sleep(handle.spin(None), &handle.shared.sleeper);
         }
+        if !local.room(s.worker) {
+            // Everything in that lane was announced when it was pushed.
+            self.stalled = Some(s);
+            return false;
+        }
+        if let Err(e) = self.pool.gate.enter(&handle.shared.presence) {
+            let idx = local.answered(e);
+            self.list.link(&mut local.links, idx, s.id, 0);
+            // Counted as sent when it was taken: it was not.
+            self.sent -= 1;
+            drop(local);
+            drop(s.msg);
+            return true;
+        }
         let Stalled { worker, msg, id } = s;
-        match handle.push(&mut local, worker, Envelope::new(msg, ReplyTo::CELL), Wait::No) {
+        let pushed = local.producers[worker]
+            .push(Payload::Message(msg))
+            .map_err(|p| Envelope { payload: p, to: ReplyTo::CELL }.into_message());
+        self.pool.gate.leave(&handle.shared.presence);
+        match pushed {
             Ok(()) => {
                 let idx = local.alloc();
                 local.sent(worker, idx);
@@ -217,21 +235,12 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 handle.announce(worker);
                 true
             }
-            // A full lane: its reply cells, or its ring (of requests
-            // announced to the worker, or of cells it frees a chunk at a
-            // time). Everything in it was announced when it was pushed.
-            Err((Error::Full { .. }, env)) => {
-                self.stalled = Some(Stalled { worker, msg: env.into_message(), id });
+            Err(msg) => {
+                // A full ring (of requests announced to the worker, or of
+                // cells it frees a chunk at a time: `CallerHandle::push`):
+                // kept like a request for a full lane.
+                self.stalled = Some(Stalled { worker, msg, id });
                 false
-            }
-            Err((e, env)) => {
-                let idx = local.answered(e);
-                self.list.link(&mut local.links, idx, id, 0);
-                // Counted as sent when it was taken: it was not.
-                self.sent -= 1;
-                drop(local);
-                drop(env);
-                true
             }
         }
     }
