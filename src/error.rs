@@ -60,13 +60,17 @@ pub enum Error {
         message: String,
     },
     /// The request was sent from a worker of this pool to an item on that
-    /// same worker. The worker would wait on itself forever, so the call is
-    /// refused at once.
+    /// same worker, in a way the worker cannot run inline.
     ///
-    /// Calls from one worker to *another* worker of the same pool (and to
-    /// other pools) are allowed. A cycle of them, worker A waiting on B while
-    /// B waits on A, still deadlocks, as with any blocking call: keep calls
-    /// between workers of one pool acyclic, or use a child pool.
+    /// A blocking call ([`send_and_receive_once`](crate::ThreadPool::send_and_receive_once),
+    /// its timeout form, a batch) made from an item's handler to another
+    /// item of the same worker is run inline, at once, and does not fail
+    /// this way. What still does: the non-blocking forms (`send`,
+    /// `send_all`, the try-forms, the async calls) and `contains` to an item
+    /// of the calling worker, and any call to one from a hook
+    /// (`pre_process`, `post_process`, `on_shutdown`, which hold the thread
+    /// state) or from code the worker runs outside a handler (a `Drop`, a
+    /// waker, the panic or error handler).
     SameWorker {
         /// The id the request was addressed to.
         id: u64,
@@ -153,6 +157,33 @@ pub enum Error {
         /// The `errno` of the last failed call.
         errno: i32,
     },
+    /// A call from an item's handler whose target waits on that very call:
+    /// the target is on the chain of handlers the call is made for (A calls
+    /// B, B calls A), or is itself waiting, on this worker, on a call that
+    /// waits on this one. Answered at once, instead of waiting for ever;
+    /// nothing was run by the target.
+    ///
+    /// `chain` names the calls, outermost first, as far as they are known,
+    /// and ends with the target. (A handler whose call is answered this way
+    /// decides what to do with it: its own caller sees what it returns.)
+    Cycle {
+        /// The id of the item called.
+        id: u64,
+        /// The calls that lead back to it, outermost first, ending with it.
+        chain: Vec<crate::chain::ChainLink>,
+    },
+    /// A call from an item's handler nested too deep: more than
+    /// [`MAX_NESTED_DEPTH`](crate::MAX_NESTED_DEPTH) handlers on one worker
+    /// thread, each waiting for a call (or calling inline), or a chain of
+    /// calls longer than [`MAX_CHAIN`](crate::MAX_CHAIN) across threads.
+    /// Nothing was sent.
+    TooDeep {
+        /// The id of the item called.
+        id: u64,
+        /// How deep the caller was (levels on its thread, or links of its
+        /// chain).
+        depth: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -190,6 +221,19 @@ impl fmt::Display for Error {
                 write!(f, "worker {worker} died of a panic outside user code: {message}")
             }
             Error::Timeout { id } => write!(f, "the request to item {id} was not answered in time"),
+            Error::Cycle { id, chain } => {
+                write!(f, "call to item {id} refused: it waits on this call (")?;
+                for (i, link) in chain.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" -> ")?;
+                    }
+                    write!(f, "{link}")?;
+                }
+                f.write_str(")")
+            }
+            Error::TooDeep { id, depth } => {
+                write!(f, "call to item {id} refused: nested {depth} deep, past the bound")
+            }
             Error::Full { id, worker } => {
                 write!(f, "the lane to worker {worker} (item {id}) is full; nothing was sent")
             }
@@ -224,7 +268,9 @@ impl Error {
             | Error::BadPlacement { id, .. }
             | Error::UnexpectedResponse { id }
             | Error::Timeout { id }
-            | Error::Full { id, .. } => Some(id),
+            | Error::Full { id, .. }
+            | Error::Cycle { id, .. }
+            | Error::TooDeep { id, .. } => Some(id),
             Error::Shutdown
             | Error::ShutdownFromWorker
             | Error::ThreadExiting

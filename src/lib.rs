@@ -43,6 +43,7 @@
 
 mod builder;
 mod caller;
+mod chain;
 mod cores;
 mod doorbell;
 mod error;
@@ -54,6 +55,7 @@ mod item;
 #[doc(hidden)]
 pub mod loom_api;
 mod mock;
+mod nest;
 mod pool;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
@@ -71,6 +73,7 @@ mod worker;
 
 pub use builder::{Pinning, ThreadPoolBuilder};
 pub use caller::{AsyncResponse, AsyncResponses, Responses};
+pub use chain::ChainLink;
 pub use error::{BatchError, BuildError, Error, NewItemError, TrySendError};
 pub use id_provider::IdProvider;
 pub use idle::Idle;
@@ -86,6 +89,17 @@ pub use sender::SenderAndReceiver;
 pub use shardpool_macros::pool_item;
 pub use shared::PanicReport;
 pub use stats::{PoolStats, WorkerStats};
+
+/// Most handlers one worker thread runs at once: each one waiting for a
+/// nested call while the worker serves other requests, or calling another
+/// item of the worker inline. A call from a handler at this depth fails
+/// with [`Error::TooDeep`].
+pub const MAX_NESTED_DEPTH: usize = chain::MAX_DEPTH;
+
+/// Most calls followed up a chain of nested calls (across workers and
+/// pools) to look for a cycle; a call from a handler whose chain is longer
+/// fails with [`Error::TooDeep`].
+pub const MAX_CHAIN: usize = chain::MAX_CHAIN;
 
 /// Support for the code `#[pool_item]` generates; not a public API.
 #[doc(hidden)]

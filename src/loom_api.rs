@@ -158,9 +158,9 @@ impl<T> Producer<T> {
 pub struct Consumer<T>(ring::Consumer<T>);
 
 impl<T> Consumer<T> {
-    /// Takes up to `max` values, handing each to `f`; returns how many.
-    pub fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
-        self.0.drain(max, f)
+    /// Takes the oldest value, if any.
+    pub fn pop(&mut self) -> Option<T> {
+        self.0.pop()
     }
 }
 

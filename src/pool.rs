@@ -141,7 +141,14 @@ impl<P: PoolItem> ThreadPool<P> {
         let msg = request.into_message();
         let id = msg.id();
         span!(TRACE, "call", id);
-        let worker = self.shared.route::<P>(id)?;
+        let worker = match self.shared.route::<P>(id) {
+            Ok(worker) => worker,
+            // From a handler, to an item of the same worker: run inline.
+            Err(Error::SameWorker { .. }) if crate::worker::may_inline(self.shared.id) => {
+                return decode::<P, R>(id, crate::worker::inline::<P>(&self.shared, msg));
+            }
+            Err(e) => return Err(e),
+        };
         let handle = caller::handle(&self.shared)?;
         let outcome = handle.call(worker, msg, deadline)?;
         decode::<P, R>(id, outcome)

@@ -422,6 +422,32 @@ impl Sleeper {
         true
     }
 
+    /// Caller, about to park for the next reply on `lane` while it also
+    /// waits for something else (a worker serving while it waits,
+    /// `nest.rs`): announces the sleep the way this caller sleeps (S of the
+    /// announced sleep, to be followed by the heavy barrier and a look at
+    /// the cell; or the mark on the cell). `false` if the reply is there.
+    pub(crate) fn announce<T>(&self, lane: &ReplyReader<T>) -> bool {
+        if self.on_cell() {
+            lane.mark_waited()
+        } else {
+            // Relaxed: the heavy barrier that follows orders it (a swap: see
+            // the module docs).
+            self.sleeping.swap(true, Ordering::Relaxed);
+            true
+        }
+    }
+
+    /// Caller: takes back an [`announce`](Self::announce). A mark on a cell
+    /// stays: the worker's wake-up, when the reply comes, leaves a token
+    /// that a later park absorbs.
+    pub(crate) fn withdraw(&self) {
+        if !self.on_cell() {
+            // Relaxed: as in `sleep_announced`'s clear.
+            self.sleeping.swap(false, Ordering::Relaxed);
+        }
+    }
+
     /// Marks the reply's cell waited for and parks until it is full (or
     /// the deadline passes: the mark stays, and the worker's wake-up, when
     /// the reply comes, leaves a token that a later park absorbs).

@@ -165,6 +165,12 @@ impl<P: PoolItem> Shared<P> {
         Ok(worker)
     }
 
+    /// Item `id` of this pool, as call chains name it (`chain.rs`).
+    #[inline]
+    pub(crate) fn node(&self, id: u64) -> crate::chain::Node {
+        crate::chain::Node { pool: self.id, id, name: std::any::type_name::<P>() }
+    }
+
     /// How a caller spins for a reply before parking. On a core of its own
     /// it spins for `caller_spin`; on the core of a worker it waits for (a
     /// single call), or of any worker (a batch, which keeps every worker

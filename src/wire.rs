@@ -5,6 +5,7 @@
 //! ([`LaneIds`]). Requests travel as [`Envelope`]s: a
 //! [`Message`](crate::Message) and where its reply goes.
 
+use crate::chain::FrameRef;
 use crate::error::Error;
 use crate::gate::Presence;
 use crate::item::{Message, PoolItem, Reply};
@@ -30,20 +31,22 @@ pub(crate) type Outcome<P> = Result<Reply<P>, Box<Error>>;
 pub(crate) struct Envelope<P: PoolItem> {
     pub(crate) payload: Payload<P>,
     pub(crate) to: ReplyTo<Outcome<P>>,
+    /// The frame of the handler this request is sent from, if it is sent
+    /// from one (`chain.rs`): travels before it in the ring, as a
+    /// [`Payload::Chain`] entry.
+    pub(crate) chain: Option<FrameRef>,
 }
 
 impl<P: PoolItem> Envelope<P> {
-    pub(crate) fn new(msg: Message<P>, to: ReplyTo<Outcome<P>>) -> Self {
-        Self { payload: Payload::Message(msg), to }
-    }
-
     /// The user's message, to hand back when it is refused. Only for an
     /// envelope made by [`new`](Self::new) (the question-asking path,
     /// `CallerHandle::query`, never hands one back).
     pub(crate) fn into_message(self) -> Message<P> {
         match self.payload {
             Payload::Message(m) => m,
-            Payload::Query(_) | Payload::Redirect(_) => unreachable!("only a message is handed back"),
+            Payload::Query(_) | Payload::Redirect(_) | Payload::Chain(_) => {
+                unreachable!("only a message is handed back")
+            }
         }
     }
 }
@@ -58,6 +61,9 @@ pub(crate) enum Payload<P: PoolItem> {
     /// In the ring only: the reply to the next entry goes here rather than
     /// into the lane's next reply cell.
     Redirect(ReplyTo<Outcome<P>>),
+    /// In the ring only: the next entry is sent from the handler whose
+    /// frame this is (`chain.rs`).
+    Chain(FrameRef),
 }
 
 impl<P: PoolItem> Payload<P> {
@@ -66,7 +72,7 @@ impl<P: PoolItem> Payload<P> {
         match self {
             Payload::Message(m) => m.id(),
             Payload::Query(Query::Contains(id)) => *id,
-            Payload::Query(Query::Ids(_)) | Payload::Redirect(_) => 0,
+            Payload::Query(Query::Ids(_)) | Payload::Redirect(_) | Payload::Chain(_) => 0,
         }
     }
 }

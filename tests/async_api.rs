@@ -450,14 +450,16 @@ fn send_all_sends_every_request_it_can_and_reports_the_first_it_cannot() {
     assert_eq!(pool.stats().requests(), before + 51 + 6);
 }
 
-/// A full ring: the worker holds a chunk (the ring frees its cells only
-/// once the chunk is done) while its handler waits on a latch.
+/// A full ring: the worker's handler waits on a latch, and a send (a
+/// redirection and its request: both cells of a ring of capacity one)
+/// fills the ring behind it. Item 1's list starts with that send's 0.
 fn full_ring() -> (ThreadPool<Actor>, Latch) {
     let pool = ThreadPool::<Actor>::builder().workers(1).ring_capacity(1).build().unwrap();
     pool.send_and_receive_once(ActorInit(1)).unwrap();
     let latch = Latch::new();
     pool.send(HoldRequest(1, latch.clone(), 0, Arc::default())).unwrap();
     latch.until_waiting(1);
+    pool.send(PushRequest(1, 0)).unwrap();
     (pool, latch)
 }
 
@@ -472,9 +474,9 @@ fn try_forms_on_a_full_ring_hand_the_request_back() {
     // Sent again, in the order chosen now.
     pool.send(refused2.message.unwrap()).unwrap();
     let reply = pool.send_and_receive_once(refused.message.unwrap()).unwrap();
-    assert_eq!(PushRequest::from_reply(reply).unwrap().result, vec![2, 1]);
+    assert_eq!(PushRequest::from_reply(reply).unwrap().result, vec![0, 2, 1]);
     // With room, the try-forms send.
-    assert_eq!(pool.try_send_and_receive_once(PushRequest(1, 3)).unwrap().result, vec![2, 1, 3]);
+    assert_eq!(pool.try_send_and_receive_once(PushRequest(1, 3)).unwrap().result, vec![0, 2, 1, 3]);
 }
 
 /// An async call on a full ring leaves its waker and waits: it does not
@@ -519,7 +521,7 @@ fn a_call_waiting_for_room_past_its_deadline_says_nothing_was_sent() {
     let late = pool.send_and_receive_once_timeout(PushRequest(1, 1), Duration::from_millis(20));
     assert_eq!(late, Err(Error::Full { id: 1, worker: 0 }));
     latch.open();
-    assert_eq!(pool.send_and_receive_once(PushRequest(1, 2)).unwrap().result, vec![2]);
+    assert_eq!(pool.send_and_receive_once(PushRequest(1, 2)).unwrap().result, vec![0, 2]);
 }
 
 #[test]

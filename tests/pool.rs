@@ -179,19 +179,29 @@ fn id_being_processed_names_the_item_inside_and_nothing_outside() {
 }
 
 #[test]
-fn calling_an_item_on_ones_own_worker_is_an_error_not_a_deadlock() {
+fn calling_an_item_on_ones_own_worker_runs_it_inline_and_calling_oneself_is_a_cycle() {
     let p = Arc::new(pool(2));
     let weak = Arc::downgrade(&p);
     let init = |v| NodeInit { value: v, pool: Some(weak.clone()), ..NodeInit::default() };
     for id in 0..4 {
         p.send_and_receive_once(AddRequest::new(id, init(id as i64 * 10))).unwrap();
     }
-    // 0 and 2 live on worker 0; 1 and 3 on worker 1.
-    assert_eq!(p.send_and_receive_once(Forward(0, 2)).unwrap(), Err(Error::SameWorker { id: 2, worker: 0 }));
-    assert_eq!(p.send_and_receive_once(Forward(0, 0)).unwrap(), Err(Error::SameWorker { id: 0, worker: 0 }));
+    // 0 and 2 live on worker 0; 1 and 3 on worker 1. Item 2 is run inline,
+    // by worker 0, for item 0.
+    assert_eq!(p.send_and_receive_once(Forward(0, 2)).unwrap(), Ok(20));
+    // Item 0 calling itself waits on its own call: refused, naming it twice.
+    let node = |id| shardpool::ChainLink { pool: std::any::type_name::<Node>(), id };
+    assert_eq!(
+        p.send_and_receive_once(Forward(0, 0)).unwrap(),
+        Err(Error::Cycle { id: 0, chain: vec![node(0), node(0)] })
+    );
     // Another worker of the same pool answers.
     assert_eq!(p.send_and_receive_once(Forward(0, 3)).unwrap(), Ok(30));
     assert_eq!(p.send_and_receive_once(Forward(1, 2)).unwrap(), Ok(20));
+    // Every item is still there, and answers.
+    for id in 0..4 {
+        assert_eq!(p.send_and_receive_once(Get(id)).unwrap(), id as i64 * 10);
+    }
 }
 
 struct Misplaced;

@@ -42,7 +42,7 @@ fn push_racing_the_workers_sleep_is_never_lost() {
             let bits = bell.take();
             for (lane, consumer) in consumers.iter_mut().enumerate() {
                 if bits & lane_bit(lane as u32) != 0 {
-                    consumer.drain(usize::MAX, |v| got.push(v));
+                    got.extend(std::iter::from_fn(|| consumer.pop()));
                 }
             }
             if bits == 0 && bell.try_sleep() {

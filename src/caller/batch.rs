@@ -3,8 +3,10 @@
 //! request order. It works on the calling thread's handle (`mod.rs`).
 
 use super::{decode, handle, CallerHandle, Link, NIL};
+use crate::chain::FrameRef;
 use crate::error::{take_panic_message, BatchError, Error};
 use crate::item::{Message, PoolItem, Request};
+use crate::nest;
 use crate::shared::Shared;
 use crate::sync::{Arc, Backoff};
 use crate::wire::{Envelope, Payload, ReplyTo};
@@ -41,6 +43,8 @@ struct Stalled<P: PoolItem> {
     worker: usize,
     msg: Message<P>,
     id: u64,
+    /// The frame of the handler the batch is sent from, if any (`chain.rs`).
+    chain: Option<FrameRef>,
 }
 
 /// The responses to a batch, in request order; see
@@ -221,10 +225,14 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             drop(s.msg);
             return true;
         }
-        let Stalled { worker, msg, id } = s;
-        let pushed = local.producers[worker]
-            .push(Payload::Message(msg))
-            .map_err(|p| Envelope { payload: p, to: ReplyTo::CELL }.into_message());
+        let Stalled { worker, msg, id, chain } = s;
+        let producer = &mut local.producers[worker];
+        let pushed = match chain {
+            None => producer.push(Payload::Message(msg)),
+            // Behind its handler's frame, published together (`wire.rs`).
+            Some(f) => producer.push_run([Payload::Chain(f), Payload::Message(msg)]).map_err(|[_, p]| p),
+        }
+        .map_err(|p| Envelope { payload: p, to: ReplyTo::CELL, chain: None }.into_message());
         self.pool.gate.leave(&handle.shared.presence);
         match pushed {
             Ok(()) => {
@@ -239,7 +247,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 // A full ring (of requests announced to the worker, or of
                 // cells it frees a chunk at a time: `CallerHandle::push`):
                 // kept like a request for a full lane.
-                self.stalled = Some(Stalled { worker, msg, id });
+                self.stalled = Some(Stalled { worker, msg, id, chain });
                 false
             }
         }
@@ -265,14 +273,25 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             let Some(request) = self.requests.next() else { break };
             let msg = request.into_message();
             let id = msg.id();
-            match self.pool.route::<P>(id) {
-                Ok(worker) => {
+            let routed =
+                self.pool.route::<P>(id).and_then(|w| Ok((w, nest::departing(&self.pool.node(id))?)));
+            match routed {
+                Ok((worker, chain)) => {
                     // Sent from here on: pushed now, or, if its lane is full,
                     // later (even if this `Responses` is dropped first).
                     self.sent += 1;
-                    if !self.push(Stalled { worker, msg, id }) {
+                    if !self.push(Stalled { worker, msg, id, chain }) {
                         break;
                     }
+                }
+                Err(Error::SameWorker { .. }) if crate::worker::may_inline(self.pool.id) => {
+                    // An item of this worker, from a handler: run inline now,
+                    // in its place in the batch (user code: nothing of ours
+                    // is borrowed).
+                    let outcome = crate::worker::inline::<P>(self.pool, msg);
+                    let mut local = self.handle.local.borrow_mut();
+                    let idx = local.answered_with(outcome);
+                    self.list.link(&mut local.links, idx, id, 0);
                 }
                 Err(e) => {
                     let mut local = self.handle.local.borrow_mut();
@@ -296,7 +315,7 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         // the ring holds another batch's requests (same thread, nested), which
         // the worker is draining. Wait for room.
         while self.list.head == NIL && self.stalled.is_some() {
-            backoff.wait();
+            nest::pause(&mut backoff);
             self.fill();
         }
         if self.list.head == NIL {
@@ -304,10 +323,10 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         }
         let idx = self.list.head;
         let (outcome, id, slept, discard) = {
-            let mut local = self.handle.local.borrow_mut();
+            let local = self.handle.local.borrow_mut();
             let Link { next, worker, id, .. } = local.links[idx as usize];
-            let (outcome, slept) =
-                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None), None);
+            let (mut local, outcome, slept) =
+                self.handle.wait_for(local, worker as usize, idx, id, || self.handle.spin(None), None);
             self.list.head = next;
             if next == NIL {
                 self.list.tail = NIL;
@@ -341,7 +360,7 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
         while let Some(s) = self.stalled.take() {
             match catch_unwind(AssertUnwindSafe(|| self.push(s))) {
                 Ok(true) => {}
-                Ok(false) => backoff.wait(),
+                Ok(false) => nest::pause(&mut backoff),
                 Err(payload) => first_panic = Some(payload),
             }
         }
@@ -350,10 +369,10 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
         // The first panic is raised again once all are in.
         while self.list.head != NIL {
             let idx = self.list.head;
-            let Ok(mut local) = self.handle.local.try_borrow_mut() else { return };
-            let Link { next, worker, .. } = local.links[idx as usize];
-            let (outcome, _) =
-                self.handle.wait_for(&mut local, worker as usize, idx, || self.handle.spin(None), None);
+            let Ok(local) = self.handle.local.try_borrow_mut() else { return };
+            let Link { next, worker, id, .. } = local.links[idx as usize];
+            let (mut local, outcome, _) =
+                self.handle.wait_for(local, worker as usize, idx, id, || self.handle.spin(None), None);
             self.list.head = next;
             let discard = local.take_discarded();
             // The response may run user code when dropped: not under a borrow.

@@ -39,7 +39,7 @@ use crate::sync::{Arc, Backoff, Spin};
 use crate::trace::event;
 use crate::wire::{CallerShared, Envelope, Outcome, Payload, Query, Registration, ReplyTo};
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
@@ -202,8 +202,14 @@ impl<P: PoolItem> Local<P> {
 
     /// A slot answered on the spot with `error` (its request never left).
     fn answered(&mut self, error: Error) -> u32 {
+        self.answered_with(Err(Box::new(error)))
+    }
+
+    /// A slot answered on the spot with `outcome` (its request was run
+    /// inline, or never left).
+    fn answered_with(&mut self, outcome: Outcome<P>) -> u32 {
         let idx = self.alloc();
-        self.outcomes[idx as usize] = Some(Err(Box::new(error)));
+        self.outcomes[idx as usize] = Some(outcome);
         idx
     }
 }
@@ -407,28 +413,42 @@ impl<P: PoolItem> CallerHandle<P> {
         }
     }
 
-    /// Waits for the outcome of slot `idx`, whose request went to worker
-    /// `w`, spinning as `spin()` says (asked only if it must wait), and
-    /// frees the slot. Returns whether the spin ran out. Past `deadline`,
-    /// abandons the slot instead (its reply is dropped when it comes) and
-    /// returns `None`.
-    fn wait_for(
-        &self,
-        local: &mut Local<P>,
+    /// Waits for the outcome of slot `idx`, whose request for item `id` went
+    /// to worker `w`, spinning as `spin()` says (asked only if it must wait), and
+    /// frees the slot. Returns the state's borrow again, and whether the
+    /// spin ran out. Past `deadline`, abandons the slot instead (its reply
+    /// is dropped when it comes) and returns `None`.
+    ///
+    /// On a worker, in a handler, the wait serves the worker's own requests
+    /// (`nest.rs`), with our state's borrow released: those may call this
+    /// pool too, from this thread.
+    fn wait_for<'a>(
+        &'a self,
+        mut local: RefMut<'a, Local<P>>,
         w: usize,
         idx: u32,
+        id: u64,
         spin: impl Fn() -> Spin,
         deadline: Option<Instant>,
-    ) -> (Option<Outcome<P>>, bool) {
+    ) -> (RefMut<'a, Local<P>>, Option<Outcome<P>>, bool) {
         let mut slept = false;
         loop {
             if let Some(outcome) = local.try_take(w, idx) {
                 local.free.push(idx);
-                return (Some(outcome), slept);
+                return (local, Some(outcome), slept);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 local.links[idx as usize].abandoned = true;
-                return (None, slept);
+                return (local, None, slept);
+            }
+            if crate::nest::may_serve() {
+                drop(local);
+                let side = ReplySide { handle: self, w, idx };
+                if let Some((_, s)) = crate::nest::wait(&side, self.pool.node(id), deadline) {
+                    slept |= s;
+                }
+                local = self.local.borrow_mut();
+                continue;
             }
             // Only the next reply on the lane can arrive now (filed ones were
             // looked at): wait for it.
@@ -445,16 +465,19 @@ impl<P: PoolItem> CallerHandle<P> {
     /// back with the reason: the pool is shut down, or (unless `wait` says
     /// to wait) the lane is full. A request whose reply comes back in a
     /// reply cell needs one free (`Local::room`). A full lane is waited for
-    /// outside the gate: a worker stuck in user code must not keep us inside
-    /// it, or shutdown would wait on us. Not announced.
+    /// outside the gate (a worker stuck in user code must not keep us inside
+    /// it, or shutdown would wait on us) and outside our state's borrow (on
+    /// a worker the wait serves the worker's requests, which may call this
+    /// pool: `nest.rs`). Not announced. On success, returns our state's
+    /// borrow, held since the push: what is recorded of the request under
+    /// it is in the ring's order.
     #[inline]
     fn push(
         &self,
-        local: &mut Local<P>,
         w: usize,
         mut env: Envelope<P>,
         wait: Wait,
-    ) -> Result<(), (Error, Envelope<P>)> {
+    ) -> Result<RefMut<'_, Local<P>>, (Error, Envelope<P>)> {
         let mut backoff = Backoff::new();
         let mut full = |env: Envelope<P>| {
             let timed_out = match wait {
@@ -467,13 +490,17 @@ impl<P: PoolItem> CallerHandle<P> {
                 // room says so too: `Timeout` is for a request sent).
                 return Err((Error::Full { id: env.payload.id(), worker: w }, env));
             }
-            backoff.wait();
+            crate::nest::pause(&mut backoff);
             Ok(env)
         };
         loop {
+            let mut local = self.local.borrow_mut();
             if env.to.is_cell() && !local.room(w) {
                 // Our own earlier requests (a batch this thread is driving)
                 // fill the lane: its worker is answering them.
+                let discard = local.take_discarded();
+                drop(local);
+                drop(discard);
                 env = full(env)?;
                 continue;
             }
@@ -481,21 +508,30 @@ impl<P: PoolItem> CallerHandle<P> {
                 return Err((e, env));
             }
             // A reply cell's request is its payload alone; any other goes
-            // behind a redirection, the two published together (`wire.rs`).
-            let Envelope { payload, to } = env;
-            let pushed = if to.is_cell() {
-                local.producers[w].push(payload)
-            } else {
-                local.producers[w].push_pair(Payload::Redirect(to), payload).map_err(|(_, p)| p)
+            // behind a redirection, and one sent from a handler behind its
+            // frame, all published together (`wire.rs`).
+            let Envelope { payload, to, chain } = env;
+            let producer = &mut local.producers[w];
+            let pushed = match (chain, to.is_cell()) {
+                (None, true) => producer.push(payload),
+                (None, false) => producer.push_run([Payload::Redirect(to), payload]).map_err(|[_, p]| p),
+                (Some(f), true) => producer.push_run([Payload::Chain(f), payload]).map_err(|[_, p]| p),
+                (Some(f), false) => producer
+                    .push_run([Payload::Chain(f), Payload::Redirect(to), payload])
+                    .map_err(|[_, _, p]| p),
             };
             self.pool.gate.leave(&self.shared.presence);
             match pushed {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(local),
                 // A full ring: of requests announced to the worker, or of
-                // cells it frees a chunk at a time, once it has processed
-                // the whole chunk (after publishing the replies that `room`
-                // counted). Either way the worker will free room.
-                Err(payload) => env = full(Envelope { payload, to })?,
+                // cells it frees as it takes them, once it has processed
+                // them. Either way the worker will free room.
+                Err(payload) => {
+                    let discard = local.take_discarded();
+                    drop(local);
+                    drop(discard);
+                    env = full(Envelope { payload, to, chain })?;
+                }
             }
         }
     }
@@ -511,7 +547,14 @@ impl<P: PoolItem> CallerHandle<P> {
         deadline: Option<Instant>,
     ) -> Result<Outcome<P>, Error> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        self.exchange(w, Envelope::new(msg, ReplyTo::CELL), wait, deadline).map_err(|(e, env)| {
+        let env = match self.depart(msg, ReplyTo::CELL) {
+            Ok(env) => env,
+            Err((e, msg)) => {
+                drop(msg);
+                return Err(e);
+            }
+        };
+        self.exchange(w, env, wait, deadline).map_err(|(e, env)| {
             drop(env);
             e
         })
@@ -524,14 +567,14 @@ impl<P: PoolItem> CallerHandle<P> {
         w: usize,
         msg: Message<P>,
     ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
-        self.exchange(w, Envelope::new(msg, ReplyTo::CELL), Wait::No, None)
-            .map_err(|(e, env)| (e, env.map(Envelope::into_message)))
+        let env = self.depart(msg, ReplyTo::CELL).map_err(|(e, msg)| (e, Some(msg)))?;
+        self.exchange(w, env, Wait::No, None).map_err(|(e, env)| (e, env.map(Envelope::into_message)))
     }
 
     /// Asks worker `w` a question about its items and waits for the answer
     /// (no deadline: a `Query::Ids` sink must outlive the worker's writes).
     pub(crate) fn query(&self, w: usize, query: Query) -> Result<Outcome<P>, Error> {
-        let env = Envelope { payload: Payload::Query(query), to: ReplyTo::CELL };
+        let env = Envelope { payload: Payload::Query(query), to: ReplyTo::CELL, chain: None };
         self.exchange(w, env, Wait::Forever, None).map_err(|(e, _)| e)
     }
 
@@ -547,21 +590,14 @@ impl<P: PoolItem> CallerHandle<P> {
         wait: Wait,
         deadline: Option<Instant>,
     ) -> Result<Outcome<P>, (Error, Option<Envelope<P>>)> {
-        let mut local = self.local.borrow_mut();
         let spin = self.spin(Some(w));
-        local.choose_sleep(spin, &self.shared.sleeper);
+        self.local.borrow().choose_sleep(spin, &self.shared.sleeper);
         let id = env.payload.id();
-        if let Err((e, env)) = self.push(&mut local, w, env, wait) {
-            // `room` may have filed replies to abandoned calls.
-            let discard = local.take_discarded();
-            drop(local);
-            drop(discard);
-            return Err((e, Some(env)));
-        }
+        let mut local = self.push(w, env, wait).map_err(|(e, env)| (e, Some(env)))?;
         let idx = local.alloc();
         local.sent(w, idx);
         self.announce(w);
-        let (outcome, slept) = self.wait_for(&mut local, w, idx, || spin, deadline);
+        let (mut local, outcome, slept) = self.wait_for(local, w, idx, id, || spin, deadline);
         let discard = local.take_discarded();
         drop(local);
         drop(discard);
@@ -569,17 +605,27 @@ impl<P: PoolItem> CallerHandle<P> {
         outcome.ok_or_else(|| (Error::Timeout { id }, None))
     }
 
+    /// Wraps `msg` for sending, with the frame of the handler it is sent
+    /// from if it is sent from one, or refuses it (a cycle, or too deep:
+    /// `nest::departing`), handing it back.
+    #[inline]
+    fn depart(&self, msg: Message<P>, to: ReplyTo<Outcome<P>>) -> Result<Envelope<P>, (Error, Message<P>)> {
+        let target = self.pool.node(msg.id());
+        match crate::nest::departing(&target) {
+            Ok(chain) => Ok(Envelope { payload: Payload::Message(msg), to, chain }),
+            Err(e) => Err((e, msg)),
+        }
+    }
+
     /// Sends a request whose reply nobody waits for (`to` is `FORGET`).
     /// `wait`: whether to wait for room in a full lane. Gives the message
     /// back if it is refused.
     pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
-        let mut local = self.local.borrow_mut();
         let wait = if wait { Wait::Forever } else { Wait::No };
-        let env = Envelope::new(msg, ReplyTo::FORGET);
-        let pushed = self.push(&mut local, w, env, wait);
-        drop(local);
-        match pushed {
-            Ok(()) => {
+        let env = self.depart(msg, ReplyTo::FORGET)?;
+        match self.push(w, env, wait) {
+            Ok(local) => {
+                drop(local);
                 self.announce(w);
                 Ok(())
             }
@@ -611,21 +657,57 @@ impl<P: PoolItem> CallerHandle<P> {
         w: usize,
         msg: Message<P>,
     ) -> Result<SlotRef<Outcome<P>>, (Error, Message<P>)> {
-        let mut local = self.local.borrow_mut();
-        let slot = local.slots.alloc();
-        let env = Envelope::new(msg, ReplyTo::slot(slot));
-        match self.push(&mut local, w, env, Wait::No) {
-            Ok(()) => {
+        let slot = self.local.borrow_mut().slots.alloc();
+        let env = match self.depart(msg, ReplyTo::slot(slot)) {
+            Ok(env) => env,
+            Err((e, msg)) => {
+                self.local.borrow_mut().slots.unused(slot);
+                return Err((e, msg));
+            }
+        };
+        match self.push(w, env, Wait::No) {
+            Ok(local) => {
                 drop(local);
                 self.announce(w);
                 Ok(slot)
             }
             Err((e, env)) => {
-                local.slots.unused(slot);
-                drop(local);
+                self.local.borrow_mut().slots.unused(slot);
                 Err((e, env.into_message()))
             }
         }
+    }
+}
+
+/// The reply a waiting worker looks for (`nest::wait`): that of slot `idx`,
+/// from worker `w`. Borrows the caller's state only for a look.
+struct ReplySide<'a, P: PoolItem> {
+    handle: &'a CallerHandle<P>,
+    w: usize,
+    idx: u32,
+}
+
+impl<P: PoolItem> crate::nest::ReplySleep for ReplySide<'_, P> {
+    fn ready(&self) -> bool {
+        // Filed already by a call made meanwhile, or the lane's next reply
+        // (ours or one ahead of it: the wait takes it and looks again).
+        match self.handle.local.try_borrow() {
+            Ok(l) => l.outcomes[self.idx as usize].is_some() || l.replies[self.w].is_ready(),
+            Err(_) => true,
+        }
+    }
+
+    fn announce(&self) -> bool {
+        let l = self.handle.local.borrow();
+        l.outcomes[self.idx as usize].is_none() && self.handle.shared.sleeper.announce(&l.replies[self.w])
+    }
+
+    fn withdraw(&self) {
+        self.handle.shared.sleeper.withdraw();
+    }
+
+    fn barrier(&self) -> crate::sync::barrier::Barrier {
+        self.handle.pool.barrier
     }
 }
 

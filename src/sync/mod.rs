@@ -33,13 +33,14 @@ pub(crate) use std::sync::{Arc, Condvar, Mutex};
 /// Atomic types and orderings (std or loom).
 pub(crate) mod atomic {
     #[cfg(not(shardpool_loom))]
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-    // The crate's only SeqCst operations are the shutdown gate's barriers
-    // (`barrier.rs`), fences under loom: loom models SeqCst fences
-    // faithfully, but not SeqCst loads and stores (it treats them as AcqRel).
+    // The crate's only SeqCst operations are the barriers (`barrier.rs`),
+    // fences under loom: loom models SeqCst fences faithfully, but not
+    // SeqCst loads and stores (it treats them as AcqRel). The call chains'
+    // sequence lock (`chain.rs`) uses Acquire and Release fences.
     #[cfg(shardpool_loom)]
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// Adds `n` to a counter that only the calling thread writes.
     ///

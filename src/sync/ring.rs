@@ -1,8 +1,13 @@
 //! The bounded single-producer single-consumer ring between one caller thread
 //! and one worker.
 //!
-//! Normally a thin wrapper over `rtrb` (its chunk API lets a worker take a
-//! whole batch with two atomic operations). Under loom it is a small ring of
+//! Normally a thin wrapper over `rtrb`: a pair of requests is published with
+//! one store (its write chunk), and the worker takes requests one at a time
+//! (a load of the write position only when those it saw are used up, and a
+//! store of its read position per request, to a line the caller reads only
+//! when it finds the ring full). The worker does not hold a chunk across the
+//! requests it processes: a handler waiting for a nested call may serve the
+//! same ring meanwhile (`worker/nest.rs`). Under loom it is a small ring of
 //! our own over loom atomics: loom cannot see inside `rtrb`, and a spin on
 //! atomics it cannot see would never let the model make progress.
 
@@ -30,20 +35,19 @@ mod imp {
             self.0.push(value).map_err(|rtrb::PushError::Full(v)| v)
         }
 
-        /// Pushes `first` and `second`, published together (the consumer
-        /// sees both or neither), or gives both back if there is no room for
-        /// the two.
+        /// Pushes `values`, published together (the consumer sees all of
+        /// them or none), or gives them back if there is no room for all.
         #[inline]
-        pub(crate) fn push_pair(&mut self, first: T, second: T) -> Result<(), (T, T)> {
-            match self.0.write_chunk_uninit(2) {
+        pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
+            match self.0.write_chunk_uninit(N) {
                 Ok(chunk) => {
-                    // Two slots, two values: both are written, and the chunk
+                    // N slots, N values: all are written, and the chunk
                     // commits them with one store.
-                    let written = chunk.fill_from_iter([first, second]);
-                    debug_assert_eq!(written, 2);
+                    let written = chunk.fill_from_iter(values);
+                    debug_assert_eq!(written, N);
                     Ok(())
                 }
-                Err(_) => Err((first, second)),
+                Err(_) => Err(values),
             }
         }
     }
@@ -52,23 +56,25 @@ mod imp {
     pub(crate) struct Consumer<T>(rtrb::Consumer<T>);
 
     impl<T> Consumer<T> {
-        /// Takes up to `max` values in one chunk, handing each to `f`; returns
-        /// how many were taken.
+        /// How many values the ring holds (a load of the write position).
         #[inline]
-        pub(crate) fn drain(&mut self, max: usize, f: impl FnMut(T)) -> usize {
-            let n = self.0.slots().min(max);
-            if n == 0 {
-                return 0;
-            }
-            match self.0.read_chunk(n) {
-                Ok(chunk) => {
-                    chunk.into_iter().for_each(f);
-                    n
-                }
-                // Cannot happen: `n` slots were reported readable and only
-                // this consumer removes values.
-                Err(_) => 0,
-            }
+        pub(crate) fn available(&self) -> usize {
+            self.0.slots()
+        }
+
+        /// The oldest value, left in the ring.
+        #[inline]
+        pub(crate) fn peek(&self) -> Option<&T> {
+            self.0.peek().ok()
+        }
+
+        /// Takes the oldest value, if any. Its cell is free for the
+        /// producer at once (one Release store of the read position). Reads
+        /// the write position only once the values counted by the last
+        /// read (or `available`) are taken.
+        #[inline]
+        pub(crate) fn pop(&mut self) -> Option<T> {
+            self.0.pop().ok()
         }
 
         /// Whether the ring holds nothing (as seen now).
@@ -118,7 +124,7 @@ mod imp {
     pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         let buf = (0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
         let shared = Arc::new(Shared { buf, head: AtomicUsize::new(0), tail: AtomicUsize::new(0) });
-        (Producer(shared.clone()), Consumer(shared))
+        (Producer(shared.clone()), Consumer { shared, tail: 0 })
     }
 
     pub(crate) struct Producer<T>(Arc<Shared<T>>);
@@ -143,52 +149,76 @@ mod imp {
     }
 
     impl<T> Producer<T> {
-        pub(crate) fn push_pair(&mut self, first: T, second: T) -> Result<(), (T, T)> {
+        pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
             let s = &*self.0;
             let tail = s.tail.load(Ordering::Relaxed);
             // Acquire: as in `push`.
             let head = s.head.load(Ordering::Acquire);
-            if s.buf.len() - (tail - head) < 2 {
-                return Err((first, second));
+            if s.buf.len() - (tail - head) < N {
+                return Err(values);
             }
-            // SAFETY: `tail + 1 < head + cap`, so both cells are the producer's.
-            s.buf[tail % s.buf.len()].with_mut(|p| unsafe { (*p).write(first) });
-            // SAFETY: as above.
-            s.buf[(tail + 1) % s.buf.len()].with_mut(|p| unsafe { (*p).write(second) });
-            // Release: as in `push`; one store publishes both, as `rtrb`'s
+            for (k, v) in values.into_iter().enumerate() {
+                // SAFETY: `tail + k < head + cap`, so the cell is the producer's.
+                s.buf[(tail + k) % s.buf.len()].with_mut(|p| unsafe { (*p).write(v) });
+            }
+            // Release: as in `push`; one store publishes them all, as `rtrb`'s
             // write chunk does.
-            s.tail.store(tail + 2, Ordering::Release);
+            s.tail.store(tail + N, Ordering::Release);
             Ok(())
         }
     }
 
-    pub(crate) struct Consumer<T>(Arc<Shared<T>>);
+    pub(crate) struct Consumer<T> {
+        shared: Arc<Shared<T>>,
+        /// The producer's write position as last read (values up to it are
+        /// ready to take without reading it again).
+        tail: usize,
+    }
 
     impl<T> Consumer<T> {
-        pub(crate) fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
-            let s = &*self.0;
-            let head = s.head.load(Ordering::Relaxed);
+        pub(crate) fn available(&mut self) -> usize {
+            let s = &*self.shared;
             // Acquire: pairs with the producer's Release on `tail`.
-            let tail = s.tail.load(Ordering::Acquire);
-            let n = (tail - head).min(max);
-            for i in head..head + n {
-                // SAFETY: `i` is in `[head, tail)`: initialized and ours.
-                let v = s.buf[i % s.buf.len()].with(|p| unsafe { (*p).assume_init_read() });
-                f(v);
+            self.tail = s.tail.load(Ordering::Acquire);
+            self.tail - s.head.load(Ordering::Relaxed)
+        }
+
+        pub(crate) fn peek(&mut self) -> Option<&T> {
+            let s = &*self.shared;
+            let head = s.head.load(Ordering::Relaxed);
+            if self.tail == head {
+                // Acquire: as in `pop`.
+                self.tail = s.tail.load(Ordering::Acquire);
+                if self.tail == head {
+                    return None;
+                }
             }
-            // Release: pairs with the producer's Acquire on `head`; the
-            // cells are free once this store is seen. Once for the whole
-            // chunk, after every value was handled, as `rtrb`'s read chunk
-            // commits when it is dropped: a caller may have taken the
-            // replies of a chunk while its cells are still taken.
-            if n > 0 {
-                s.head.store(head + n, Ordering::Release);
+            // SAFETY: `head` is in `[head, tail)`: initialized, and ours until
+            // a pop; the reference borrows the consumer, so no pop comes first.
+            Some(s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_ref() }))
+        }
+
+        pub(crate) fn pop(&mut self) -> Option<T> {
+            let s = &*self.shared;
+            let head = s.head.load(Ordering::Relaxed);
+            if self.tail == head {
+                // Acquire: pairs with the producer's Release on `tail`. Read
+                // only when the values seen last are used up, as `rtrb` does.
+                self.tail = s.tail.load(Ordering::Acquire);
+                if self.tail == head {
+                    return None;
+                }
             }
-            n
+            // SAFETY: `head` is in `[head, tail)`: initialized and ours.
+            let v = s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_read() });
+            // Release: pairs with the producer's Acquire on `head`; the cell
+            // is free once this store is seen.
+            s.head.store(head + 1, Ordering::Release);
+            Some(v)
         }
 
         pub(crate) fn is_empty(&self) -> bool {
-            let s = &*self.0;
+            let s = &*self.shared;
             // Acquire: pairs with the producer's Release on `tail`.
             s.tail.load(Ordering::Acquire) == s.head.load(Ordering::Relaxed)
         }

@@ -40,22 +40,22 @@ use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
 use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
 use crate::item::{PoolItem, Processing};
-use crate::reply::ReplyWriter;
-use crate::room::Room;
 use crate::shared::Shared;
-use crate::slot::Slab;
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
-use crate::sync::ring::Consumer;
 use crate::sync::{Arc, Backoff, Spin, Spinner};
 use crate::trace::event;
-use crate::wire::{CallerShared, Outcome, Payload, Registration, ReplyTo};
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 mod host;
+mod lane;
+mod nest;
 pub(crate) use host::report;
-use host::{drop_user, Back, Core, Items};
+use host::{drop_user, Core, Items};
+use lane::{Lane, Lanes};
+pub(crate) use nest::{inline, may_inline};
 
 /// When a spin first read the clock (`Spinner::started`).
 #[cfg(not(shardpool_loom))]
@@ -85,198 +85,108 @@ fn next_start(hints: u64, next: u32) -> u32 {
     round_robin(hints, next).next().map_or(next, |b| (b as u32 + 1) % LANE_BITS)
 }
 
-/// One caller's rings, as its worker sees them.
-struct Lane<P: PoolItem> {
-    caller: Arc<CallerShared>,
-    requests: Consumer<Payload<P>>,
-    replies: ReplyWriter<Outcome<P>>,
-    /// The caller's async slots; requests in the ring may name them.
-    slots: Arc<Slab<Outcome<P>>>,
-    /// Async callers waiting for room in the ring.
-    room: Arc<Room>,
-    /// The wakers taken from `room` to wake (kept, with its capacity).
-    woken: Vec<std::task::Waker>,
-    /// Where the reply to the next message goes: set by a redirection
-    /// (`wire.rs`), back to the reply cells after that message.
-    next_to: ReplyTo<Outcome<P>>,
-}
-
-impl<P: PoolItem> Lane<P> {
-    /// The lane goes: tasks still waiting for room in its ring are woken
-    /// (their push is refused, or tried on another lane), not dropped with
-    /// it (runtime code: `Core::wake_all`).
-    fn wake_room(&mut self, core: &Core<P>) {
-        self.room.take_all(&mut self.woken);
-        core.wake_all(&mut self.woken);
-    }
+/// What the worker's passes over its lanes touch: reached through a shared
+/// reference, so that user code the worker runs may come back to it.
+pub(crate) struct Host<P: PoolItem> {
+    pool: Arc<Shared<P>>,
+    core: Core<P>,
+    lanes: Lanes<P>,
+    /// Hint bits of lanes left non-empty by the last pass.
+    carry: Cell<u64>,
+    /// The hint bit the next busy pass starts from (round-robin).
+    next_bit: Cell<u32>,
+    /// A nested pass took the doorbell's CONTROL bit (`nest.rs`): the loop
+    /// looks at the pool's state when it is back.
+    control_seen: Cell<bool>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
-    pool: Arc<Shared<P>>,
-    core: Core<P>,
-    /// Lanes by hint bit: a lane with id `l` is in `buckets[l % LANE_BITS]`.
-    buckets: Vec<Vec<Lane<P>>>,
-    lanes: usize,
-    /// Hint bits of lanes left non-empty by the last pass.
-    carry: u64,
-    /// Hint bits of the buckets that hold a lane.
-    occupied: u64,
+    host: Host<P>,
+}
+
+/// The loop's own state, beside the host it serves (reached by a shared
+/// reference only, so that nothing here retags it).
+struct Looper<'a, P: PoolItem> {
+    host: &'a Host<P>,
     /// The `queued` hint last published.
     queued: usize,
-    /// The hint bit the next busy pass starts from (round-robin).
-    next_bit: u32,
     /// The gaps between going idle and the next request (`idle.rs`);
     /// nothing is learned under loom, which has no clock.
     gaps: Gaps,
 }
 
-impl<P: PoolItem> Worker<P> {
-    pub(crate) fn new(pool: Arc<Shared<P>>, index: usize, state: P::ThreadState) -> Self {
-        let panic_handler = pool.config.panic_handler.clone();
-        let error_handler = pool.config.error_handler.clone();
-        Self {
-            pool,
-            core: Core { index, items: Items::default(), state, panic_handler, error_handler },
-            buckets: (0..LANE_BITS).map(|_| Vec::new()).collect(),
-            lanes: 0,
-            carry: 0,
-            occupied: 0,
-            queued: 0,
-            next_bit: 0,
-            gaps: Gaps::default(),
-        }
-    }
-
+impl<P: PoolItem> Host<P> {
+    #[inline]
     fn counters(&self) -> &WorkerCounters {
         &self.pool.workers[self.core.index].counters
     }
 
-    /// Runs until the pool closes, then drains and shuts the items down.
-    pub(crate) fn run(mut self) {
-        loop {
-            let mut bits =
-                self.pool.workers[self.core.index].doorbell.take() | std::mem::take(&mut self.carry);
-            if bits & CONTROL != 0 {
-                self.accept();
-                // Only the seal, which shutdown gives after its heavy barrier,
-                // starts our shutdown: `closed` alone does not (a caller's
-                // registration rings CONTROL too). See `src/gate/README.md`.
-                if self.pool.gate.is_sealed() {
-                    break;
-                }
-                // Serve the new lanes now rather than after a sleep.
-                bits |= std::mem::take(&mut self.carry);
-            }
-            let mut hints = bits & LANE_MASK;
-            if hints == 0 {
-                self.idle();
-                continue;
-            }
-            // Pushes announced lazily ring nobody (`doorbell.rs`): look at
-            // every lane's ring, not only the hinted ones, on every pass.
-            if self.pool.barrier.lazy_announcements() {
-                hints |= self.lanes_with_work();
-            }
-            // Round-robin: start from the lane after the first one served
-            // last pass (the bits at and above `next_bit` first, then those
-            // below), so no caller is always served first or last.
-            let start = self.next_bit;
-            self.next_bit = next_start(hints, start);
-            let mut served = 0;
-            for b in round_robin(hints, start) {
-                let (more, lanes) = self.serve_bucket(b, self.pool.config.max_batch);
-                if more {
-                    self.carry |= 1 << b;
-                }
-                served += lanes;
-            }
-            // Tell callers how many of them were queued here (they wait
-            // differently when callers and workers outnumber the cores): the
-            // lanes that had requests, as a peak decaying by an eighth a
-            // pass, so that callers queued a moment ago and parked now still
-            // count for a while. Parking resets it (`sleep`).
-            self.publish_queued(served.max(self.queued - self.queued.div_ceil(8)));
-        }
-        self.shutdown();
-        // Last, the thread state (its drop is user code too).
-        let Worker { core: Core { index, state, panic_handler, .. }, .. } = self;
-        drop_user(&panic_handler, index, state, None, "dropping the thread state");
+    #[inline]
+    fn doorbell(&self) -> &crate::doorbell::Doorbell {
+        &self.pool.workers[self.core.index].doorbell
+    }
+
+    #[inline]
+    fn add_carry(&self, bits: u64) {
+        self.carry.set(self.carry.get() | bits);
     }
 
     /// Adopts the rings of newly registered callers.
-    fn accept(&mut self) {
+    fn accept(&self) {
         let new = std::mem::take(
             &mut *self.pool.workers[self.core.index].registrations.lock().unwrap_or_else(|e| e.into_inner()),
         );
-        for Registration { caller, requests, replies, slots, room } in new {
-            let b = (caller.lane % LANE_BITS) as usize;
-            self.buckets[b].push(Lane {
-                caller,
-                requests,
-                replies,
-                slots,
-                room,
-                woken: Vec::with_capacity(crate::room::WAKERS),
-                next_to: ReplyTo::CELL,
-            });
-            self.occupied |= 1 << b;
-            self.lanes += 1;
+        for registration in new {
             // A request may have been pushed before we adopted the lane.
-            self.carry |= 1 << b;
+            self.add_carry(self.lanes.adopt(registration));
         }
-        WorkerCounters::set(&self.counters().callers, self.lanes as u64);
+        WorkerCounters::set(&self.counters().callers, self.lanes.count() as u64);
     }
 
-    /// Publishes the `queued` hint, if it changed.
-    fn publish_queued(&mut self, queued: usize) {
-        if queued != self.queued {
-            self.queued = queued;
-            self.pool.workers[self.core.index].queued.store(queued, Ordering::Relaxed);
+    /// One busy pass over the lanes of `hints`, round-robin: from the lane
+    /// after the first one served last pass (the bits at and above
+    /// `next_bit` first, then those below), so no caller is always served
+    /// first or last. A lane still non-empty is carried to the next pass,
+    /// so one busy caller gets at most `max_batch` per pass and cannot
+    /// starve the others. Returns how many lanes had requests.
+    fn pass(&self, hints: u64) -> usize {
+        let start = self.next_bit.get();
+        self.next_bit.set(next_start(hints, start));
+        let mut served = 0;
+        for b in round_robin(hints, start) {
+            let (more, lanes) = self.serve_bucket(b, self.pool.config.max_batch);
+            if more {
+                self.add_carry(1 << b);
+            }
+            served += lanes;
         }
+        served
     }
 
     /// Serves every lane of hint bit `b`, at most `max` requests each.
     /// Returns whether some lane still has work, and how many lanes had
-    /// requests.
-    fn serve_bucket(&mut self, b: usize, max: usize) -> (bool, usize) {
-        let w = self.core.index;
-        let counters = &self.pool.workers[w].counters;
-        let barrier = &self.pool.barrier;
+    /// requests. Drops the lanes of callers that have gone, once their
+    /// rings are empty.
+    fn serve_bucket(&self, b: usize, max: usize) -> (bool, usize) {
+        let counters = self.counters();
         let mut more = false;
         let mut busy = 0;
         let mut i = 0;
-        while i < self.buckets[b].len() {
-            let lane = &mut self.buckets[b][i];
-            let mut back = Back {
-                replies: &mut lane.replies,
-                slots: &lane.slots,
-                caller: &lane.caller,
-                next_to: &mut lane.next_to,
-            };
-            let core = &mut self.core;
-            let n = lane.requests.drain(max, |env| core.process(env, &mut back, counters, barrier));
-            if n > 0 {
+        while let Some(lane) = self.lanes.get(b, i) {
+            if self.serve_lane(&lane, max) > 0 {
                 bump(&counters.batches, 1);
                 busy += 1;
-                // The chunk's cells are free: wake async callers waiting for
-                // room (`room.rs`).
-                if lane.room.after_drain(barrier, &mut lane.woken) {
-                    core.wake_all(&mut lane.woken);
-                }
             }
-            if !lane.requests.is_empty() {
+            if !lane.is_empty() {
                 more = true;
-            } else if lane.caller.retired.load(Ordering::Acquire) && lane.requests.is_empty() {
+            } else if lane.caller.retired.load(Ordering::Acquire) && lane.is_empty() {
                 // Acquire: pairs with the Release store of `retired`; every
                 // push the caller made is visible, and the ring is empty.
-                let mut gone = self.buckets[b].swap_remove(i);
-                gone.wake_room(&self.core);
+                drop(lane);
+                let gone = self.lanes.remove(b, i);
+                self.wake_room(&gone);
                 drop(gone);
-                self.lanes -= 1;
-                if self.buckets[b].is_empty() {
-                    self.occupied &= !(1 << b);
-                }
-                WorkerCounters::set(&counters.callers, self.lanes as u64);
+                WorkerCounters::set(&counters.callers, self.lanes.count() as u64);
                 continue;
             }
             i += 1;
@@ -284,18 +194,145 @@ impl<P: PoolItem> Worker<P> {
         (more, busy)
     }
 
+    /// Takes up to `max` requests off `lane`'s ring, one at a time (each
+    /// one's cell is free as it is taken), and processes each, publishing
+    /// its reply. Returns how many it took.
+    #[inline]
+    fn serve_lane(&self, lane: &Lane<P>, max: usize) -> usize {
+        let counters = self.counters();
+        let barrier = &self.pool.barrier;
+        // One look at the ring's write position, as a chunk would take.
+        let mut n = 0;
+        for _ in 0..lane.available().min(max) {
+            let Some(payload) = lane.pop() else { break };
+            self.core.process(payload, lane, counters, barrier);
+            n += 1;
+        }
+        // The cells taken are free: wake async callers waiting for room
+        // (`room.rs`).
+        if n > 0 && lane.room.after_drain(barrier, &mut lane.woken.borrow_mut()) {
+            // Taken out while the wakers (runtime code) run.
+            let mut woken = std::mem::take(&mut *lane.woken.borrow_mut());
+            self.core.wake_all(&mut woken);
+            *lane.woken.borrow_mut() = woken;
+        }
+        n
+    }
+
+    /// A lane goes: tasks still waiting for room in its ring are woken
+    /// (their push is refused, or tried on another lane), not dropped with
+    /// it (runtime code: `Core::wake_all`).
+    fn wake_room(&self, lane: &Lane<P>) {
+        let mut wakers = std::mem::take(&mut *lane.woken.borrow_mut());
+        lane.room.take_all(&mut wakers);
+        self.core.wake_all(&mut wakers);
+    }
+
+    fn drain_all(&self) {
+        for b in 0..LANE_BITS as usize {
+            while self.serve_bucket(b, usize::MAX).0 {}
+        }
+    }
+}
+
+impl<P: PoolItem> Worker<P> {
+    pub(crate) fn new(pool: Arc<Shared<P>>, index: usize, state: P::ThreadState) -> Self {
+        let panic_handler = pool.config.panic_handler.clone();
+        let error_handler = pool.config.error_handler.clone();
+        Self {
+            host: Host {
+                core: Core {
+                    index,
+                    items: RefCell::new(Items::default()),
+                    state: RefCell::new(state),
+                    panic_handler,
+                    error_handler,
+                    levels: nest::Levels::new(pool.id, std::any::type_name::<P>()),
+                    deferred: RefCell::default(),
+                    constructing: RefCell::new(Vec::new()),
+                },
+                lanes: Lanes::new(),
+                carry: Cell::new(0),
+                next_bit: Cell::new(0),
+                control_seen: Cell::new(false),
+                pool,
+            },
+        }
+    }
+
+    /// Runs until the pool closes, then drains and shuts the items down.
+    pub(crate) fn run(self) {
+        let Worker { host } = self;
+        // SAFETY: `host` stays in this frame, where it is, until the guard
+        // is dropped after the loop and the shutdown, before it is taken
+        // apart; it is only ever reached by shared references.
+        let guard = unsafe { crate::nest::enter(&host) };
+        let mut looper = Looper { host: &host, queued: 0, gaps: Gaps::default() };
+        loop {
+            let host = &host;
+            let pool = &*host.pool;
+            let mut bits = host.doorbell().take() | host.carry.take();
+            if host.control_seen.take() {
+                bits |= CONTROL;
+            }
+            if bits & CONTROL != 0 {
+                host.accept();
+                // Only the seal, which shutdown gives after its heavy barrier,
+                // starts our shutdown: `closed` alone does not (a caller's
+                // registration rings CONTROL too). See `src/gate/README.md`.
+                if pool.gate.is_sealed() {
+                    break;
+                }
+                // Serve the new lanes now rather than after a sleep.
+                bits |= host.carry.take();
+            }
+            let mut hints = bits & LANE_MASK;
+            if hints == 0 {
+                looper.idle();
+                continue;
+            }
+            // Pushes announced lazily ring nobody (`doorbell.rs`): look at
+            // every lane's ring, not only the hinted ones, on every pass.
+            if pool.barrier.lazy_announcements() {
+                hints |= host.lanes.with_work();
+            }
+            let served = host.pass(hints);
+            // Tell callers how many of them were queued here (they wait
+            // differently when callers and workers outnumber the cores): the
+            // lanes that had requests, as a peak decaying by an eighth a
+            // pass, so that callers queued a moment ago and parked now still
+            // count for a while. Parking resets it (`sleep`).
+            looper.publish_queued(served.max(looper.queued - looper.queued.div_ceil(8)));
+        }
+        host.shutdown();
+        drop(guard);
+        // Last, the thread state (its drop is user code too).
+        let Host { core: Core { index, state, panic_handler, .. }, .. } = host;
+        drop_user(&panic_handler, index, state.into_inner(), None, "dropping the thread state");
+    }
+}
+
+impl<P: PoolItem> Looper<'_, P> {
+    /// Publishes the `queued` hint, if it changed.
+    fn publish_queued(&mut self, queued: usize) {
+        if queued != self.queued {
+            self.queued = queued;
+            self.host.pool.workers[self.host.core.index].queued.store(queued, Ordering::Relaxed);
+        }
+    }
+
     /// Nothing to do: spin a while, then sleep until a caller rings, as the
     /// pool's [`Idle`] policy says (`idle.rs`).
     fn idle(&mut self) {
-        let policy = self.pool.config.idle;
-        let spin = self.pool.config.worker_spin;
+        let policy = self.host.pool.config.idle;
+        let spin = self.host.pool.config.worker_spin;
         // Lazily announced pushes ring nobody: look at the rings first, so
         // that a worker with no spin does not go through a sleep (and its
         // heavy barrier) to find one.
-        if self.pool.barrier.lazy_announcements() {
-            let found = self.lanes_with_work();
+        if self.host.pool.barrier.lazy_announcements() {
+            let found = self.host.lanes.with_work();
             if found != 0 {
-                self.carry |= found;
+                self.host.add_carry(found);
                 return;
             }
         }
@@ -360,10 +397,10 @@ impl<P: PoolItem> Worker<P> {
     /// read the clock (`None` if it never did: it ended within a few dozen
     /// spins). Nothing under loom, which has no clock.
     fn spin_timed(&mut self, budget: Duration) -> (bool, Started) {
-        let doorbell = &self.pool.workers[self.core.index].doorbell;
+        let doorbell = &self.host.doorbell();
         // Yield often: a caller may share this core, and must not wait for
         // the end of our spin to get it.
-        let lazy = self.pool.barrier.lazy_announcements();
+        let lazy = self.host.pool.barrier.lazy_announcements();
         // With lazy announcements each spin looks at every ring: with many
         // callers, yield after about 256 looks rather than 64 spins, or the
         // worker keeps the core for long stretches while callers that share
@@ -371,8 +408,11 @@ impl<P: PoolItem> Worker<P> {
         // builds alternated: 64 callers on 2 cores 0.58-0.61 M round
         // trips/s with a yield every 64 spins, 0.87 M/s with this (0.81-0.84
         // before lazy announcements); 8 callers 0.57-0.59 -> 0.67-0.68.
-        let yield_every =
-            if lazy { (256 / self.lanes.max(1)).clamp(1, 64).next_power_of_two() as u32 } else { 64 };
+        let yield_every = if lazy {
+            (256 / self.host.lanes.count().max(1)).clamp(1, 64).next_power_of_two() as u32
+        } else {
+            64
+        };
         let mut spinner = Spinner::new(Spin { budget, yield_every });
         while spinner.spin() {
             if doorbell.pending() {
@@ -387,9 +427,9 @@ impl<P: PoolItem> Worker<P> {
             // builds alternated, fast phase: round trip 233 -> 212 ns,
             // 1024-request batch 18.4-19.3 -> 17.8-18.3 M/s.)
             if lazy {
-                let found = self.lanes_with_work();
+                let found = self.host.lanes.with_work();
                 if found != 0 {
-                    self.carry |= found;
+                    self.host.add_carry(found);
                     return (true, spinner.started());
                 }
             }
@@ -402,33 +442,33 @@ impl<P: PoolItem> Worker<P> {
     /// found work instead of parking, or was rung; `false` when it woke
     /// itself at `until`.
     fn sleep(&mut self, until: Option<std::time::Instant>) -> bool {
-        let doorbell = &self.pool.workers[self.core.index].doorbell;
+        let doorbell = &self.host.doorbell();
         if !doorbell.try_sleep() {
             return true;
         }
-        if self.pool.barrier.lazy_announcements() {
+        if self.host.pool.barrier.lazy_announcements() {
             // S H Q of the lazy announcements (`doorbell.rs`): after the
             // heavy barrier, a push that no caller rang is in a ring we poll.
-            let found = match self.pool.barrier.heavy() {
-                Ok(()) => self.lanes_with_work(),
+            let found = match self.host.pool.barrier.heavy() {
+                Ok(()) => self.host.lanes.with_work(),
                 Err(_) => {
                     // Without the barrier a lazy push could be missed: do not
                     // park; poll every lane again after a pause.
                     #[cfg(not(shardpool_loom))]
                     std::thread::sleep(std::time::Duration::from_millis(1));
-                    self.occupied
+                    self.host.lanes.occupied()
                 }
             };
             if found != 0 {
                 doorbell.cancel_sleep();
-                self.carry |= found;
+                self.host.add_carry(found);
                 return true;
             }
         }
         // Parking: nobody is queued here.
         self.publish_queued(0);
-        let doorbell = &self.pool.workers[self.core.index].doorbell;
-        bump(&self.pool.workers[self.core.index].counters.parks, 1);
+        let doorbell = &self.host.doorbell();
+        bump(&self.host.counters().parks, 1);
         match until {
             None => {
                 doorbell.park_until_rung();
@@ -447,46 +487,37 @@ impl<P: PoolItem> Worker<P> {
             Some(_) => unreachable!("no clock under loom"),
         }
     }
+}
 
-    /// Hint bits of the lanes whose rings hold requests (Acquire loads of
-    /// the rings' write positions: the pushes are visible).
-    fn lanes_with_work(&self) -> u64 {
-        let mut found = 0;
-        let mut bits = self.occupied;
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if self.buckets[b].iter().any(|l| !l.requests.is_empty()) {
-                found |= 1 << b;
-            }
-        }
-        found
-    }
-
+impl<P: PoolItem> Host<P> {
     /// The gate is sealed: answer everything already sent, wait for callers
     /// still inside their gate, then shut the items and the thread state
     /// down.
-    fn shutdown(&mut self) {
-        event!(debug, worker = self.core.index, items = self.core.items.len(), "worker shutting down");
+    fn shutdown(&self) {
+        event!(
+            debug,
+            worker = self.core.index,
+            items = self.core.items.borrow().len(),
+            "worker shutting down"
+        );
         let mut backoff = Backoff::new();
         loop {
             // W1..W4 of `src/gate/README.md`.
             self.accept();
             self.drain_all();
-            let quiet = self.pool.gate.quiesced(self.buckets.iter().flatten().map(|l| &l.caller.presence));
-            if quiet {
+            if self.lanes.quiesced(&self.pool.gate) {
                 // Every gated push is complete and visible: answer what is left.
                 self.drain_all();
                 break;
             }
             backoff.wait();
         }
-        let core = &mut self.core;
-        for (id, mut item) in std::mem::take(&mut core.items) {
-            let state = &mut core.state;
+        let core = &self.core;
+        let items = std::mem::take(&mut *core.items.borrow_mut());
+        for (id, item) in items {
             let hook = catch_unwind(AssertUnwindSafe(|| {
                 let _p = Processing::enter(id);
-                item.on_shutdown(state);
+                item.borrow_mut().on_shutdown(&mut core.state.borrow_mut());
             }));
             if let Err(payload) = hook {
                 report(&core.panic_handler, core.index, Some(id), take_panic_message(payload));
@@ -499,18 +530,10 @@ impl<P: PoolItem> Worker<P> {
         // the reply lane and takes the replies left on it. Tasks still
         // waiting for room are woken (their push is refused now), not
         // dropped with the lanes.
-        for lane in self.buckets.iter_mut().flatten() {
-            lane.wake_room(&self.core);
+        for lane in self.lanes.take_all() {
+            self.wake_room(&lane);
         }
-        drop(std::mem::take(&mut self.buckets));
-        self.lanes = 0;
         WorkerCounters::set(&self.counters().callers, 0);
-    }
-
-    fn drain_all(&mut self) {
-        for b in 0..self.buckets.len() {
-            while self.serve_bucket(b, usize::MAX).0 {}
-        }
     }
 }
 

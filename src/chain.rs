@@ -1,0 +1,328 @@
+//! Call chains: which item's handler waits on which call, so that a call
+//! whose target already waits on it fails at once with
+//! [`Error::Cycle`](crate::Error::Cycle) instead of waiting for ever.
+//!
+//! # Frames
+//!
+//! A handler that makes a nested call publishes a *frame*: its pool, its
+//! item and the frame of the call it is answering (its parent), and sends
+//! a [`FrameRef`] to it with the request. The worker that takes the request
+//! keeps that reference as the parent of the frame its handler may publish
+//! in turn. So a chain is a list of frames linked across threads, and a
+//! caller asks whether its target is on it by walking up from its own
+//! frame, at no allocation per request.
+//!
+//! A frame lives in a slot of a per-thread [`Stack`], one slot per level of
+//! nesting on that thread (`worker/nest.rs`). A request may outlive the
+//! frame that sent it (its caller timed out, or forgot a batch), so a
+//! [`FrameRef`] names a slot *and a generation*: the slot's generation
+//! changes whenever the frame in it is replaced or popped, and a reader
+//! that finds another generation treats the chain as ending there. Stacks
+//! are never freed (a thread's goes back to a free list when it exits, for
+//! the next thread), so a stale reference always points at live memory:
+//! at most one stack per thread alive at once is ever allocated.
+//!
+//! # The protocol of a slot (a sequence lock)
+//!
+//! ```text
+//!   owner, publishing a frame            reader, following a FrameRef (g)
+//!   W1 gen = g0 + 1 (Relaxed)            R1 load gen (Acquire): != g? stale
+//!   W2 fence(Release)                    R2 load the fields (Relaxed)
+//!   W3 store the fields (Relaxed)        R3 fence(Acquire)
+//!   W4 gen = g0 + 2 = g (Release)        R4 load gen (Relaxed): != g? stale
+//!   owner, popping: gen = g + 1 (Release)
+//! ```
+//!
+//! Only the owning thread writes a slot. A reader that passes R1 has
+//! synchronized with W4 (Acquire on the value W4 stored), so it sees the
+//! fields of that publication or later ones. If any field it read at R2 was
+//! written by a later publication (W3'), that publication's W1' (a store
+//! of a generation other than g) precedes its W2' fence, and the reader's
+//! R3 fence follows the load that saw W3': the fences synchronize, so R4
+//! reads W1' or later, never g again (generations only grow), and the read
+//! is discarded. So a reader that passes R4 read exactly the fields stored
+//! with generation g. Every field is an atomic: a torn or stale read is a
+//! discarded value, never a data race. A pop (another generation) makes
+//! every reference to the frame stale, so a chain never names a handler
+//! that has returned.
+
+use crate::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+
+/// Most levels of nesting on one thread: handlers running on a worker at
+/// once, each one waiting for a nested call (while the worker serves other
+/// requests), or called inline by the one below it. A nested call made by
+/// a handler at this depth fails with [`Error::TooDeep`](crate::Error::TooDeep).
+pub(crate) const MAX_DEPTH: usize = if cfg!(shardpool_loom) { 3 } else { 16 };
+
+/// Most frames followed up a chain (across threads); a longer chain fails
+/// with [`Error::TooDeep`](crate::Error::TooDeep) too.
+pub(crate) const MAX_CHAIN: usize = 64;
+
+/// One link of a call chain, as reported by [`Error::Cycle`](crate::Error::Cycle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainLink {
+    /// The item's type (its pool's [`PoolItem`](crate::PoolItem)), as
+    /// `std::any::type_name` spells it.
+    pub pool: &'static str,
+    /// The item's id.
+    pub id: u64,
+}
+
+impl std::fmt::Display for ChainLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = self.pool.rsplit("::").next().unwrap_or(self.pool);
+        write!(f, "{short}#{}", self.id)
+    }
+}
+
+/// What identifies an item across pools: its pool's id, its own id, and
+/// its type's name (for errors).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub(crate) pool: u64,
+    pub(crate) id: u64,
+    pub(crate) name: &'static str,
+}
+
+impl Node {
+    pub(crate) fn same(&self, other: &Node) -> bool {
+        self.pool == other.pool && self.id == other.id
+    }
+
+    pub(crate) fn link(&self) -> ChainLink {
+        ChainLink { pool: self.name, id: self.id }
+    }
+}
+
+/// One slot of a thread's stack of frames.
+struct Frame {
+    gen: AtomicU64,
+    pool: AtomicU64,
+    id: AtomicU64,
+    name_ptr: AtomicUsize,
+    name_len: AtomicUsize,
+    /// The parent frame's address (0: none) and generation.
+    parent: AtomicUsize,
+    parent_gen: AtomicU64,
+}
+
+impl Frame {
+    fn new() -> Self {
+        Self {
+            gen: AtomicU64::new(0),
+            pool: AtomicU64::new(0),
+            id: AtomicU64::new(0),
+            name_ptr: AtomicUsize::new(0),
+            name_len: AtomicUsize::new(0),
+            parent: AtomicUsize::new(0),
+            parent_gen: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A frame as a request carries it: a slot and the generation the frame
+/// had when it was published.
+#[derive(Clone, Copy)]
+pub(crate) struct FrameRef {
+    frame: &'static Frame,
+    gen: u64,
+}
+
+impl std::fmt::Debug for FrameRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrameRef({:p}, {})", self.frame, self.gen)
+    }
+}
+
+impl FrameRef {
+    /// The frame's item and its parent, if the frame is still the one this
+    /// reference names (R1..R4 of the module docs).
+    fn read(&self) -> Option<(Node, Option<FrameRef>)> {
+        let f = self.frame;
+        // R1. Acquire: pairs with the owner's Release store of this
+        // generation (W4).
+        if f.gen.load(Ordering::Acquire) != self.gen {
+            return None;
+        }
+        // R2.
+        let pool = f.pool.load(Ordering::Relaxed);
+        let id = f.id.load(Ordering::Relaxed);
+        let name_ptr = f.name_ptr.load(Ordering::Relaxed);
+        let name_len = f.name_len.load(Ordering::Relaxed);
+        let parent = f.parent.load(Ordering::Relaxed);
+        let parent_gen = f.parent_gen.load(Ordering::Relaxed);
+        // R3. Acquire fence: pairs with the owner's Release fence (W2) of
+        // any publication whose fields R2 saw.
+        fence(Ordering::Acquire);
+        // R4.
+        if f.gen.load(Ordering::Relaxed) != self.gen {
+            return None;
+        }
+        // SAFETY: the two words were stored together from one `&'static
+        // str` (`Stack::publish`), and R1..R4 showed that they are that
+        // publication's, unmixed with another's.
+        let name = unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr as *const u8, name_len))
+        };
+        let parent = (parent != 0).then(|| FrameRef {
+            // SAFETY: a parent address is only ever that of a `Frame` of a
+            // stack, and stacks are never freed (module docs).
+            frame: unsafe { &*(parent as *const Frame) },
+            gen: parent_gen,
+        });
+        Some((Node { pool, id, name }, parent))
+    }
+
+    /// Whether `target` is on the chain that starts at this frame: the
+    /// answer, or `Err` if the chain is longer than [`MAX_CHAIN`].
+    pub(crate) fn contains(self, target: &Node) -> Result<bool, usize> {
+        let mut at = Some(self);
+        let mut hops = 0;
+        while let Some(r) = at {
+            let Some((node, parent)) = r.read() else { return Ok(false) };
+            if node.same(target) {
+                return Ok(true);
+            }
+            hops += 1;
+            if hops >= MAX_CHAIN {
+                return Err(hops);
+            }
+            at = parent;
+        }
+        Ok(false)
+    }
+
+    /// The chain from this frame up, innermost first, as far as it can be
+    /// read (at most [`MAX_CHAIN`] links). Allocates: for errors only.
+    pub(crate) fn links(self) -> Vec<ChainLink> {
+        let mut out = Vec::new();
+        let mut at = Some(self);
+        while let Some(r) = at {
+            let Some((node, parent)) = r.read() else { break };
+            out.push(node.link());
+            if out.len() >= MAX_CHAIN {
+                break;
+            }
+            at = parent;
+        }
+        out
+    }
+
+    /// Calls `f` with each item on the chain from this frame up, innermost
+    /// first, until it returns `true` (then returns `true`), for at most
+    /// [`MAX_CHAIN`] links.
+    pub(crate) fn any(self, mut f: impl FnMut(&Node) -> bool) -> bool {
+        let mut at = Some(self);
+        let mut hops = 0;
+        while let Some(r) = at {
+            let Some((node, parent)) = r.read() else { return false };
+            if f(&node) {
+                return true;
+            }
+            hops += 1;
+            if hops >= MAX_CHAIN {
+                return false;
+            }
+            at = parent;
+        }
+        false
+    }
+}
+
+/// A thread's frames, one slot per level of nesting.
+pub(crate) struct Stack {
+    frames: [Frame; MAX_DEPTH],
+}
+
+impl Stack {
+    /// Publishes the frame of level `level` (W1..W4): `node`, called on
+    /// behalf of `parent`. Only the thread that leased the stack calls this.
+    pub(crate) fn publish(&'static self, level: usize, node: &Node, parent: Option<FrameRef>) -> FrameRef {
+        let f = &self.frames[level];
+        let g0 = f.gen.load(Ordering::Relaxed);
+        // W1.
+        f.gen.store(g0 + 1, Ordering::Relaxed);
+        // W2. Release fence: pairs with a reader's Acquire fence (R3).
+        fence(Ordering::Release);
+        // W3.
+        f.pool.store(node.pool, Ordering::Relaxed);
+        f.id.store(node.id, Ordering::Relaxed);
+        f.name_ptr.store(node.name.as_ptr() as usize, Ordering::Relaxed);
+        f.name_len.store(node.name.len(), Ordering::Relaxed);
+        let (p, pg) = parent.map_or((0, 0), |p| (p.frame as *const Frame as usize, p.gen));
+        f.parent.store(p, Ordering::Relaxed);
+        f.parent_gen.store(pg, Ordering::Relaxed);
+        // W4. Release: pairs with a reader's Acquire load (R1).
+        f.gen.store(g0 + 2, Ordering::Release);
+        FrameRef { frame: f, gen: g0 + 2 }
+    }
+
+    /// Pops the frame published at level `level`: every reference to it
+    /// is stale from now on.
+    pub(crate) fn pop(&self, level: usize, published: FrameRef) {
+        let f = &self.frames[level];
+        debug_assert!(std::ptr::eq(f, published.frame));
+        // Relaxed: a reader that sees the new generation only learns that
+        // the frame is gone; one that does not reads the frame as it was,
+        // which is the answer it would have had a moment earlier.
+        f.gen.store(published.gen + 1, Ordering::Relaxed);
+    }
+
+    fn new() -> Self {
+        Self { frames: std::array::from_fn(|_| Frame::new()) }
+    }
+}
+
+/// A stack for the calling thread, for as long as it holds the lease:
+/// taken from the free list (or allocated and leaked, once), and given back
+/// when the lease drops.
+pub(crate) struct Lease(&'static Stack);
+
+impl Lease {
+    pub(crate) fn take() -> Self {
+        Lease(free_list::take())
+    }
+
+    pub(crate) fn stack(&self) -> &'static Stack {
+        self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        free_list::give_back(self.0);
+    }
+}
+
+#[cfg(not(shardpool_loom))]
+mod free_list {
+    use super::Stack;
+    use std::sync::Mutex;
+
+    /// Stacks of threads that have exited, for the next ones.
+    static FREE: Mutex<Vec<&'static Stack>> = Mutex::new(Vec::new());
+
+    pub(super) fn take() -> &'static Stack {
+        let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| Box::leak(Box::new(Stack::new())))
+    }
+
+    pub(super) fn give_back(stack: &'static Stack) {
+        FREE.lock().unwrap_or_else(|e| e.into_inner()).push(stack);
+    }
+}
+
+/// Under loom a stack's atomics belong to one execution of a model, so
+/// stacks are not shared between executions: each lease allocates one,
+/// leaked (a few hundred bytes per worker and execution, in the models that
+/// nest calls).
+#[cfg(shardpool_loom)]
+mod free_list {
+    use super::Stack;
+
+    pub(super) fn take() -> &'static Stack {
+        Box::leak(Box::new(Stack::new()))
+    }
+
+    pub(super) fn give_back(_: &'static Stack) {}
+}

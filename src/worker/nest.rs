@@ -1,0 +1,526 @@
+//! A worker whose handler waits for a nested call keeps serving, and runs
+//! calls to its own items inline.
+//!
+//! # Levels
+//!
+//! Every handler the worker runs (`process_message` with its hooks, or a
+//! constructor) is a *level* of its thread: level 1 for one started by the
+//! worker's loop, one more for each started by a pass made while the level
+//! below waits for a nested call (`serve_nested`), or called inline by it
+//! (`inline`). A level records its item, the frame of the call it answers
+//! (`chain.rs`), its own frame once published, and the item it waits for.
+//! There are at most [`MAX_DEPTH`] levels: a handler at that depth may not
+//! call out ([`Error::TooDeep`]), so no pass starts a handler beyond it and
+//! the stack stays bounded.
+//!
+//! # What a waiting worker takes
+//!
+//! Items on the thread's levels are *busy*: each one's handler is under
+//! way, and none can finish before the wait at the top of the stack has
+//! (they are below it). A nested pass takes requests off the rings in
+//! order, lane by lane, as the loop does, except:
+//!
+//! - **A request for a busy item** (or one being constructed, or one with
+//!   deferred requests) is not run. If its reply goes to an async slot or
+//!   nowhere, it is taken off the ring and *deferred*: queued for its item,
+//!   and run, in order, as soon as the item's handler returns (`Core::
+//!   run_deferred`). If its reply goes into the lane's reply cells, which
+//!   are answered in order, it stays at the head of its ring, and the lane
+//!   is *stalled* until the wait ends: its later requests wait behind it.
+//!   Either way, per caller and per item, requests are run in the order
+//!   they were sent.
+//! - **A lane whose reply cells are awaited by a request under way** lower
+//!   on the stack (`Lane::open`) runs no further request that replies into
+//!   them: its reply would overtake the one under way. It stalls at the
+//!   next such request; requests that reply elsewhere are still taken.
+//!
+//! A stalled request that would wait for ever is refused instead, with
+//! [`Error::Cycle`]: one whose chain names an item on this thread's levels
+//! from its target's level up, or an item one of those levels waits for
+//! (the target cannot finish before those levels do, and they wait on the
+//! request's own chain). So are calls whose target is on the caller's own
+//! chain, before they leave (`nest.rs`).
+//!
+//! A nested pass adopts new callers (a caller may be born of the wait) but
+//! drops no lane, leaves the shutdown to the loop (it notes that the pool
+//! closed), and frees no item's queue but the one whose handler returned.
+//!
+//! # Inline calls
+//!
+//! A blocking call from a handler to another item of the same worker runs
+//! that item's handler at once, on the same stack (a level more), with its
+//! hooks and under `catch_unwind` as usual, and no message or slot. A call
+//! to a busy item is a cycle (it waits, lower on this stack, on the
+//! caller), refused at once.
+
+use super::host::Core;
+use super::lane::Lane;
+use super::{round_robin, Host};
+use crate::chain::{ChainLink, FrameRef, Lease, Node, MAX_DEPTH};
+use crate::doorbell::{CONTROL, LANE_MASK};
+use crate::error::Error;
+use crate::item::{Message, PoolItem};
+use crate::shared::{current_worker, Shared};
+use crate::slot::Slab;
+use crate::sync::barrier::Barrier;
+use crate::sync::Arc;
+use crate::wire::{Outcome, Payload, ReplyTo};
+use std::any::Any;
+use std::cell::{Cell, OnceCell};
+use std::collections::{HashMap, VecDeque};
+
+/// One level of the thread (module docs).
+#[derive(Clone, Copy)]
+struct Level {
+    id: u64,
+    /// The frame of the call this handler answers.
+    parent: Option<FrameRef>,
+    /// Its own frame, once a call it made published it.
+    frame: Option<FrameRef>,
+    /// What it waits for, while it does.
+    target: Option<Node>,
+    /// Whether it is in its handler proper (not in a hook, which holds the
+    /// thread state): only then may it serve while it waits, or call inline.
+    in_handler: bool,
+}
+
+/// The thread's levels, innermost last.
+pub(super) struct Levels {
+    pool: u64,
+    name: &'static str,
+    levels: [Cell<Option<Level>>; MAX_DEPTH],
+    depth: Cell<usize>,
+    /// This thread's stack of frames, leased on first use.
+    lease: OnceCell<Lease>,
+    /// The innermost wait's mark (0: none), and the last one handed out.
+    wait_mark: Cell<u64>,
+    marks: Cell<u64>,
+}
+
+impl Levels {
+    pub(super) fn new(pool: u64, name: &'static str) -> Self {
+        Self {
+            pool,
+            name,
+            levels: std::array::from_fn(|_| Cell::new(None)),
+            depth: Cell::new(0),
+            lease: OnceCell::new(),
+            wait_mark: Cell::new(0),
+            marks: Cell::new(0),
+        }
+    }
+
+    fn node(&self, id: u64) -> Node {
+        Node { pool: self.pool, id, name: self.name }
+    }
+
+    /// Enters a level for item `id`, answering the call of frame `parent`.
+    /// `None` past the bound (not reached: no call leaves a level at it).
+    #[inline]
+    pub(super) fn enter(&self, id: u64, parent: Option<FrameRef>) -> Option<LevelGuard<'_>> {
+        let d = self.depth.get();
+        if d == MAX_DEPTH {
+            debug_assert!(false, "a level past MAX_DEPTH");
+            return None;
+        }
+        self.levels[d].set(Some(Level { id, parent, frame: None, target: None, in_handler: false }));
+        self.depth.set(d + 1);
+        Some(LevelGuard(self, d))
+    }
+
+    fn top(&self) -> Option<(usize, Level)> {
+        let d = self.depth.get();
+        let level = self.levels.get(d.checked_sub(1)?)?.get()?;
+        Some((d - 1, level))
+    }
+
+    fn update(&self, d: usize, f: impl FnOnce(&mut Level)) {
+        if let Some(mut level) = self.levels[d].get() {
+            f(&mut level);
+            self.levels[d].set(Some(level));
+        }
+    }
+
+    /// The levels from `from` up: each one's item and what it waits for.
+    fn from(&self, from: usize) -> impl Iterator<Item = Level> + '_ {
+        (from..self.depth.get()).filter_map(|d| self.levels[d].get())
+    }
+
+    /// The level of item `id`, if it is busy on this thread.
+    fn level_of(&self, id: u64) -> Option<usize> {
+        (0..self.depth.get()).find(|&d| self.levels[d].get().is_some_and(|l| l.id == id))
+    }
+
+    /// The current handler's frame, published on first use.
+    fn frame(&self, d: usize, level: Level) -> FrameRef {
+        if let Some(f) = level.frame {
+            return f;
+        }
+        let f = self.lease.get_or_init(Lease::take).stack().publish(d, &self.node(level.id), level.parent);
+        self.update(d, |l| l.frame = Some(f));
+        f
+    }
+
+    /// The chain of the current handler, outermost first, for an error.
+    fn chain(&self, level: &Level) -> Vec<ChainLink> {
+        let mut links = level.parent.map(FrameRef::links).unwrap_or_default();
+        links.reverse();
+        links.push(self.node(level.id).link());
+        links
+    }
+}
+
+/// A level entered; left when dropped (its frame, if published, goes).
+pub(super) struct LevelGuard<'a>(&'a Levels, usize);
+
+impl LevelGuard<'_> {
+    /// Marks the level as in its handler proper (or not, in a hook).
+    #[inline]
+    pub(super) fn in_handler(&self, yes: bool) {
+        self.0.update(self.1, |l| l.in_handler = yes);
+    }
+}
+
+impl Drop for LevelGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let Self(levels, d) = *self;
+        if let Some(Level { frame: Some(f), .. }) = levels.levels[d].get() {
+            if let Some(lease) = levels.lease.get() {
+                lease.stack().pop(d, f);
+            }
+        }
+        levels.levels[d].set(None);
+        levels.depth.set(d);
+    }
+}
+
+/// A request taken off its ring but not run yet: its item was busy.
+pub(super) struct Deferred<P: PoolItem> {
+    msg: Message<P>,
+    to: ReplyTo<Outcome<P>>,
+    /// The slab its slot (if any) belongs to, kept alive while it waits.
+    slots: Arc<Slab<Outcome<P>>>,
+    parent: Option<FrameRef>,
+}
+
+/// The deferred requests, by item, and the items whose queue is being run.
+pub(super) struct Deferrals<P: PoolItem> {
+    queues: HashMap<u64, VecDeque<Deferred<P>>, foldhash::fast::RandomState>,
+    running: Vec<u64>,
+}
+
+impl<P: PoolItem> Default for Deferrals<P> {
+    fn default() -> Self {
+        Self { queues: HashMap::default(), running: Vec::new() }
+    }
+}
+
+impl<P: PoolItem> Deferrals<P> {
+    pub(super) fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+}
+
+impl<P: PoolItem> Core<P> {
+    /// Whether a request for `id` must wait: its item is busy (its handler
+    /// is under way, lower on this thread), being constructed, or has
+    /// requests deferred before it.
+    fn blocked(&self, id: u64) -> bool {
+        let busy = self.items.borrow().get(&id).is_some_and(|c| c.try_borrow_mut().is_err());
+        busy || self.constructing.borrow().contains(&id) || self.deferred.borrow().queues.contains_key(&id)
+    }
+
+    fn defer(&self, id: u64, d: Deferred<P>) {
+        self.deferred.borrow_mut().queues.entry(id).or_default().push_back(d);
+    }
+
+    /// Item `id`'s handler has returned: runs its deferred requests, in
+    /// order (those deferred meanwhile too), unless an outer call of this
+    /// already does.
+    pub(super) fn run_deferred(&self, id: u64, counters: &crate::stats::WorkerCounters) {
+        {
+            let mut d = self.deferred.borrow_mut();
+            if !d.queues.contains_key(&id) || d.running.contains(&id) {
+                return;
+            }
+            d.running.push(id);
+        }
+        loop {
+            let next = {
+                let mut d = self.deferred.borrow_mut();
+                let next = d.queues.get_mut(&id).and_then(VecDeque::pop_front);
+                if d.queues.get(&id).is_some_and(VecDeque::is_empty) {
+                    d.queues.remove(&id);
+                }
+                if next.is_none() {
+                    d.running.retain(|&r| r != id);
+                }
+                next
+            };
+            let Some(Deferred { msg, to, slots, parent }) = next else { break };
+            self.process_to(msg, to, &slots, parent, counters);
+        }
+    }
+}
+
+impl<P: PoolItem> Host<P> {
+    /// A pass made while a handler waits (module docs): returns whether it
+    /// took any request.
+    fn serve_nested(&self) -> bool {
+        let bits = self.doorbell().take();
+        if bits & CONTROL != 0 {
+            self.accept();
+            // The loop looks at the pool's state once the waits are over.
+            self.control_seen.set(true);
+        }
+        let mut hints = (bits | self.carry.take()) & LANE_MASK;
+        if self.pool.barrier.lazy_announcements() {
+            hints |= self.lanes.with_work();
+        }
+        let mark = self.core.levels.wait_mark.get();
+        let start = self.next_bit.get();
+        let mut progressed = false;
+        for b in round_robin(hints, start) {
+            let mut i = 0;
+            while let Some(lane) = self.lanes.get(b, i) {
+                if lane.stalled.get() != mark {
+                    progressed |= self.serve_lane_nested(&lane, self.pool.config.max_batch, mark) > 0;
+                }
+                if !lane.is_empty() {
+                    self.add_carry(1 << b);
+                }
+                i += 1;
+            }
+        }
+        progressed
+    }
+
+    /// Takes up to `max` requests off `lane`, as the module docs say.
+    fn serve_lane_nested(&self, lane: &Lane<P>, max: usize, mark: u64) -> usize {
+        let counters = self.counters();
+        let barrier = &self.pool.barrier;
+        let mut n = 0;
+        while n < max {
+            // Entries that only say something of the next one are applied.
+            let Some((id, is_message)) = lane.head() else { break };
+            let cell = lane.next_to.get().is_cell();
+            if cell && lane.open.get() {
+                lane.stalled.set(mark);
+                break;
+            }
+            if is_message && self.core.blocked(id) {
+                if !cell {
+                    let Some(Payload::Message(msg)) = lane.pop() else { break };
+                    let to = lane.next_to.replace(ReplyTo::CELL);
+                    let parent = lane.next_chain.take();
+                    self.core.defer(id, Deferred { msg, to, slots: lane.slots.clone(), parent });
+                    n += 1;
+                    continue;
+                }
+                match self.deadlock(id, lane.next_chain.get()) {
+                    None => {
+                        lane.stalled.set(mark);
+                        break;
+                    }
+                    Some(error) => {
+                        let request = lane.pop();
+                        lane.next_chain.set(None);
+                        self.core.drop_user(request, Some(id), "dropping a request refused as a cycle");
+                        self.core.refuse(error, lane, barrier);
+                        n += 1;
+                        continue;
+                    }
+                }
+            }
+            let Some(payload) = lane.pop() else { break };
+            self.core.process(payload, lane, counters, barrier);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether a request for busy item `id`, sent on behalf of `chain`,
+    /// would wait for ever: `Error::Cycle` if so.
+    fn deadlock(&self, id: u64, chain: Option<FrameRef>) -> Option<Error> {
+        let chain = chain?;
+        let levels = &self.core.levels;
+        let from = levels.level_of(id).unwrap_or(0);
+        let hit = chain.any(|n| {
+            levels.from(from).any(|l| levels.node(l.id).same(n) || l.target.is_some_and(|t| t.same(n)))
+        });
+        hit.then(|| {
+            let mut links = chain.links();
+            links.reverse();
+            links.push(levels.node(id).link());
+            Error::Cycle { id, chain: links }
+        })
+    }
+
+    /// Whether a lane has requests a nested pass could take now.
+    fn has_unstalled_work(&self) -> bool {
+        let mark = self.core.levels.wait_mark.get();
+        self.lanes.any(|l| l.stalled.get() != mark && !l.is_empty())
+    }
+}
+
+impl<P: PoolItem> crate::nest::Host for Host<P> {
+    fn pool_id(&self) -> u64 {
+        self.pool.id
+    }
+
+    fn departing(&self, target: &Node) -> Result<Option<FrameRef>, Error> {
+        let levels = &self.core.levels;
+        let Some((d, level)) = levels.top() else { return Ok(None) };
+        let me = levels.node(level.id);
+        let on_chain = match level.parent {
+            _ if me.same(target) => Ok(true),
+            Some(p) => p.contains(target),
+            None => Ok(false),
+        };
+        match on_chain {
+            Ok(true) => {
+                let mut chain = levels.chain(&level);
+                chain.push(target.link());
+                return Err(Error::Cycle { id: target.id, chain });
+            }
+            Err(hops) => return Err(Error::TooDeep { id: target.id, depth: hops }),
+            Ok(false) => {}
+        }
+        if d + 1 >= MAX_DEPTH {
+            return Err(Error::TooDeep { id: target.id, depth: d + 1 });
+        }
+        Ok(Some(levels.frame(d, level)))
+    }
+
+    fn may_serve(&self) -> bool {
+        self.core.levels.top().is_some_and(|(_, l)| l.in_handler)
+    }
+
+    fn begin_wait(&self, target: Option<Node>) -> (u64, Option<Node>) {
+        let levels = &self.core.levels;
+        let mark = levels.marks.get() + 1;
+        levels.marks.set(mark);
+        let previous_mark = levels.wait_mark.replace(mark);
+        let mut previous_target = None;
+        if let Some((d, _)) = levels.top() {
+            levels.update(d, |l| previous_target = std::mem::replace(&mut l.target, target));
+        }
+        (previous_mark, previous_target)
+    }
+
+    fn end_wait(&self, (mark, target): (u64, Option<Node>)) {
+        let levels = &self.core.levels;
+        levels.wait_mark.set(mark);
+        if let Some((d, _)) = levels.top() {
+            levels.update(d, |l| l.target = target);
+        }
+    }
+
+    fn serve(&self) -> bool {
+        self.serve_nested()
+    }
+
+    fn has_work(&self) -> bool {
+        self.has_unstalled_work()
+    }
+
+    fn pending(&self) -> bool {
+        self.doorbell().pending()
+    }
+
+    fn try_sleep(&self) -> bool {
+        self.doorbell().try_sleep()
+    }
+
+    fn cancel_sleep(&self) {
+        self.doorbell().cancel_sleep();
+    }
+
+    fn asleep(&self) -> bool {
+        self.doorbell().is_sleeping()
+    }
+
+    fn barrier(&self) -> Barrier {
+        self.pool.barrier
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Whether the calling thread is a worker of pool `pool` in a handler that
+/// may call one of its own items inline.
+pub(crate) fn may_inline(pool: u64) -> bool {
+    crate::nest::with_host(|h| h.pool_id() == pool && h.may_serve()).unwrap_or(false)
+}
+
+/// Runs `msg`, for an item of the calling worker of `pool`, inline (module
+/// docs). Only where [`may_inline`] said so.
+pub(crate) fn inline<P: PoolItem>(pool: &Shared<P>, msg: Message<P>) -> Outcome<P> {
+    let run = |h: &dyn crate::nest::Host| {
+        let host = h.as_any().downcast_ref::<Host<P>>()?;
+        debug_assert_eq!(current_worker(pool.id), Some(host.core.index));
+        Some(host.run_inline(msg))
+    };
+    match crate::nest::with_host(run).flatten() {
+        Some(outcome) => outcome,
+        // Not reached (`may_inline` said this thread is such a worker).
+        None => Err(Box::new(Error::SameWorker { id: 0, worker: current_worker(pool.id).unwrap_or(0) })),
+    }
+}
+
+impl<P: PoolItem> Host<P> {
+    fn run_inline(&self, msg: Message<P>) -> Outcome<P> {
+        let id = msg.id();
+        let levels = &self.core.levels;
+        let Some((d, level)) = levels.top() else {
+            return Err(Box::new(Error::SameWorker { id, worker: self.core.index }));
+        };
+        if self.pool.gate.is_closed() {
+            self.core.drop_user(msg, Some(id), "dropping a request refused at shutdown");
+            return Err(Box::new(Error::Shutdown));
+        }
+        if self.core.blocked(id) {
+            // Busy lower on this very stack: it waits on us.
+            self.core.drop_user(msg, Some(id), "dropping a request refused as a cycle");
+            let from = levels.level_of(id).unwrap_or(0);
+            let mut chain: Vec<_> = levels.from(from).map(|l| levels.node(l.id).link()).collect();
+            chain.push(levels.node(id).link());
+            return Err(Box::new(Error::Cycle { id, chain }));
+        }
+        if d + 1 >= MAX_DEPTH {
+            self.core.drop_user(msg, Some(id), "dropping a request nested too deep");
+            return Err(Box::new(Error::TooDeep { id, depth: d + 1 }));
+        }
+        let frame = levels.frame(d, level);
+        let counters = self.counters();
+        let result = self.core.handle(msg, Some(frame), counters);
+        crate::sync::atomic::bump(&counters.requests, 1);
+        result.map_err(Box::new)
+    }
+}
+
+impl<P: PoolItem> Lane<P> {
+    /// The head of the ring, for a nested pass: its item's id and whether
+    /// it is a message (not a question), after applying (and taking off)
+    /// the entries that only say something of it. `None` if the ring is
+    /// empty.
+    fn head(&self) -> Option<(u64, bool)> {
+        loop {
+            match self.peek(|p| match p {
+                Payload::Message(m) => Some((m.id(), true)),
+                Payload::Query(_) => Some((p.id(), false)),
+                Payload::Redirect(_) | Payload::Chain(_) => None,
+            })? {
+                Some(head) => return Some(head),
+                None => match self.pop() {
+                    Some(Payload::Redirect(to)) => self.next_to.set(to),
+                    Some(Payload::Chain(f)) => self.next_chain.set(Some(f)),
+                    _ => return None,
+                },
+            }
+        }
+    }
+}
