@@ -760,6 +760,10 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
         }
         Ok(P::new_thread_state(index))
     }));
+    // The thread's stack of frames (`chain.rs`), where callers can find it
+    // before the pool is handed out (published by the report).
+    let lease = crate::chain::Lease::take();
+    shared.workers[index].stack.store(lease.stack().addr(), Ordering::Relaxed);
     let state = match started {
         Ok(Ok(state)) => state,
         Ok(Err(e)) => return startup.report(Err(e)),
@@ -772,7 +776,7 @@ fn worker_main<P: PoolItem>(shared: Arc<Shared<P>>, startup: Arc<Startup>, plan:
     drop(startup);
     event!(debug, worker = index, core = ?plan.core, "worker started");
     let panic_handler = shared.config.panic_handler.clone();
-    Worker::new(shared.clone(), index, state).run();
+    Worker::new(shared.clone(), index, state, lease).run();
     event!(debug, worker = index, "worker exited");
     if let Some(h) = &plan.exit {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(index))) {

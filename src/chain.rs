@@ -44,7 +44,22 @@
 //! with generation g. Every field is an atomic: a torn or stale read is a
 //! discarded value, never a data race. A pop (another generation) makes
 //! every reference to the frame stale, so a chain never names a handler
-//! that has returned.
+//! that has returned. Generations go 0, then 1 and 2 for a publication,
+//! 3 for its pop, 4 and 5 for the next, and so on: a frame is in use when
+//! its generation is 2 modulo 3.
+//!
+//! # Waits
+//!
+//! A frame also records what its handler waits for, the item and the stack
+//! of the worker thread that hosts it (`Stack::set_wait`), under a second
+//! sequence lock: a worker that finds a request stalled behind a busy item
+//! follows these records from thread to thread to find whether the item
+//! waits, at any remove, on the request's own chain (`worker/nest.rs`).
+//! Records read one at a time may be of different moments; the search
+//! reads every record of a cycle it found a second time, and reports it
+//! only if none changed in between: then all of them held at once, at the
+//! moment the first reading ended and the second began, and a cycle of
+//! waits, once there, stays.
 
 use crate::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
@@ -104,6 +119,15 @@ struct Frame {
     /// The parent frame's address (0: none) and generation.
     parent: AtomicUsize,
     parent_gen: AtomicU64,
+    /// What the frame's handler waits for (`Wait`), under a sequence lock
+    /// of its own (`wait_gen`, written as `gen` is), so that a frame keeps
+    /// its generation (and the references to it stay good) while its
+    /// handler makes one call after another.
+    wait_gen: AtomicU64,
+    target_pool: AtomicU64,
+    target_id: AtomicU64,
+    /// The stack of the worker that hosts the target (0: not known).
+    target_host: AtomicUsize,
 }
 
 impl Frame {
@@ -116,8 +140,20 @@ impl Frame {
             name_len: AtomicUsize::new(0),
             parent: AtomicUsize::new(0),
             parent_gen: AtomicU64::new(0),
+            wait_gen: AtomicU64::new(0),
+            target_pool: AtomicU64::new(0),
+            target_id: AtomicU64::new(0),
+            target_host: AtomicUsize::new(0),
         }
     }
+}
+
+/// What a handler waits for: an item, and the stack of the worker thread
+/// that hosts it, if known.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wait {
+    pub(crate) target: Node,
+    pub(crate) host: Option<&'static Stack>,
 }
 
 /// A frame as a request carries it: a slot and the generation the frame
@@ -126,6 +162,12 @@ impl Frame {
 pub(crate) struct FrameRef {
     frame: &'static Frame,
     gen: u64,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stack({:p})", self)
+    }
 }
 
 impl std::fmt::Debug for FrameRef {
@@ -229,6 +271,25 @@ impl FrameRef {
     }
 }
 
+/// A frame as a deadlock search read it (`Stack::active`).
+pub(crate) struct Seen {
+    frame: &'static Frame,
+    gen: u64,
+    wait_gen: u64,
+    pub(crate) node: Node,
+    pub(crate) waits: Option<Wait>,
+}
+
+impl Seen {
+    /// Whether the frame is still as it was read: the same handler, waiting
+    /// for the same thing.
+    pub(crate) fn unchanged(&self) -> bool {
+        // Acquire: as in `Stack::active`.
+        self.frame.gen.load(Ordering::Acquire) == self.gen
+            && self.frame.wait_gen.load(Ordering::Acquire) == self.wait_gen
+    }
+}
+
 /// A thread's frames, one slot per level of nesting.
 pub(crate) struct Stack {
     frames: [Frame; MAX_DEPTH],
@@ -257,6 +318,65 @@ impl Stack {
         FrameRef { frame: f, gen: g0 + 2 }
     }
 
+    /// Records what the frame of level `level` (published) waits for, or
+    /// that it waits for nothing; the same sequence lock as `publish`, on
+    /// the frame's wait fields.
+    pub(crate) fn set_wait(&self, level: usize, wait: Option<Wait>) {
+        let f = &self.frames[level];
+        let g0 = f.wait_gen.load(Ordering::Relaxed);
+        f.wait_gen.store(g0 + 1, Ordering::Relaxed);
+        // Release fence: pairs with a reader's Acquire fence.
+        fence(Ordering::Release);
+        let (pool, id, host) = match wait {
+            Some(w) => (w.target.pool, w.target.id, w.host.map_or(0, |h| h as *const Stack as usize)),
+            None => (0, 0, 0),
+        };
+        f.target_pool.store(pool, Ordering::Relaxed);
+        f.target_id.store(id, Ordering::Relaxed);
+        f.target_host.store(host, Ordering::Relaxed);
+        // Release: pairs with a reader's Acquire load of `wait_gen`.
+        f.wait_gen.store(g0 + 2, Ordering::Release);
+    }
+
+    /// The active frames of this stack, innermost last, as far as they can
+    /// be read now: each one's item, what it waits for, and the
+    /// generations read (for [`unchanged`](Self::unchanged)).
+    pub(crate) fn active(&'static self) -> impl Iterator<Item = Seen> {
+        self.frames.iter().filter_map(|f| {
+            // Acquire, both: pair with the owner's Release stores (W4 and
+            // `set_wait`'s last store).
+            let gen = f.gen.load(Ordering::Acquire);
+            let wait_gen = f.wait_gen.load(Ordering::Acquire);
+            if gen % 3 != 2 || wait_gen % 2 != 0 {
+                return None;
+            }
+            let pool = f.pool.load(Ordering::Relaxed);
+            let id = f.id.load(Ordering::Relaxed);
+            let name_ptr = f.name_ptr.load(Ordering::Relaxed);
+            let name_len = f.name_len.load(Ordering::Relaxed);
+            let target_pool = f.target_pool.load(Ordering::Relaxed);
+            let target_id = f.target_id.load(Ordering::Relaxed);
+            let target_host = f.target_host.load(Ordering::Relaxed);
+            // Acquire fence: pairs with the owner's Release fences.
+            fence(Ordering::Acquire);
+            if f.gen.load(Ordering::Relaxed) != gen || f.wait_gen.load(Ordering::Relaxed) != wait_gen {
+                return None;
+            }
+            // SAFETY: as in `FrameRef::read`: both words of one `&'static
+            // str`, read within one publication.
+            let name = unsafe {
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr as *const u8, name_len))
+            };
+            let waits = (target_pool != 0).then(|| Wait {
+                target: Node { pool: target_pool, id: target_id, name: "" },
+                // SAFETY: only ever the address of a stack, and stacks are
+                // never freed (module docs).
+                host: (target_host != 0).then(|| unsafe { &*(target_host as *const Stack) }),
+            });
+            Some(Seen { frame: f, gen, wait_gen, node: Node { pool, id, name }, waits })
+        })
+    }
+
     /// Pops the frame published at level `level`: every reference to it
     /// is stale from now on.
     pub(crate) fn pop(&self, level: usize, published: FrameRef) {
@@ -270,6 +390,21 @@ impl Stack {
 
     fn new() -> Self {
         Self { frames: std::array::from_fn(|_| Frame::new()) }
+    }
+
+    /// Where this stack is, as a word (for `WorkerShared::stack`).
+    pub(crate) fn addr(&'static self) -> usize {
+        self as *const Stack as usize
+    }
+
+    /// The stack at `addr` (0: none).
+    ///
+    /// # Safety
+    ///
+    /// `addr` is 0 or came from [`addr`](Self::addr).
+    pub(crate) unsafe fn at(addr: usize) -> Option<&'static Stack> {
+        // SAFETY: the caller's promise; stacks are never freed.
+        (addr != 0).then(|| unsafe { &*(addr as *const Stack) })
     }
 }
 

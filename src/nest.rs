@@ -43,7 +43,7 @@
 //! at Q: no caller will ring for it again, and it becomes takeable only
 //! when this wait has ended.
 
-use crate::chain::{FrameRef, Node};
+use crate::chain::{FrameRef, Wait};
 use crate::error::Error;
 use crate::sync::barrier::Barrier;
 use crate::sync::{thread, Spin, Spinner};
@@ -60,17 +60,22 @@ const SERVE_SPIN: Duration = Duration::from_micros(50);
 pub(crate) trait Host {
     /// The worker's pool.
     fn pool_id(&self) -> u64;
-    /// Where the calling handler stands: its item, its level and its frame
-    /// (published on first use), or why it may not call out.
-    fn departing(&self, target: &Node) -> Result<Option<FrameRef>, Error>;
+    /// A call of the current handler leaves to wait for `wait`: its frame
+    /// (published on first use, with what it waits for), or why it may not
+    /// leave.
+    fn departing(&self, wait: Wait) -> Result<Option<FrameRef>, Error>;
+    /// The call is over (or never left): the handler waits for nothing.
+    fn arrived(&self);
     /// Whether the calling handler may serve while it waits (not from a
     /// hook, which holds the thread state).
     fn may_serve(&self) -> bool;
-    /// Starts a wait of the current handler for a reply from `target`:
-    /// requests stalled from here on are stalled until it ends. Returns
-    /// what the wait replaced, for [`end_wait`](Self::end_wait).
-    fn begin_wait(&self, target: Option<Node>) -> (u64, Option<Node>);
-    fn end_wait(&self, previous: (u64, Option<Node>));
+    /// How many handlers are under way on this thread.
+    fn depth(&self) -> usize;
+    /// Starts a wait of the current handler for `wait`: requests stalled
+    /// from here on are stalled until it ends. Returns the previous wait's
+    /// mark, for [`end_wait`](Self::end_wait).
+    fn begin_wait(&self, wait: Wait) -> u64;
+    fn end_wait(&self, previous: u64);
     /// One pass over the worker's lanes; whether it processed anything.
     fn serve(&self) -> bool;
     /// Whether a ring holds requests a pass could take now.
@@ -124,11 +129,24 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&dyn Host) -> R) -> Option<R> {
     Some(f(unsafe { ptr.as_ref() }))
 }
 
-/// Before a request to `target` leaves this thread: the frame it carries
-/// (`None` unless sent from a handler), or why it may not leave.
+/// Before a request leaves this thread, for `wait.target`: the frame it
+/// carries (`None` unless sent from a handler), or why it may not leave.
 #[inline]
-pub(crate) fn departing(target: &Node) -> Result<Option<FrameRef>, Error> {
-    with_host(|h| h.departing(target)).unwrap_or(Ok(None))
+pub(crate) fn departing(wait: impl FnOnce() -> Wait) -> Result<Option<FrameRef>, Error> {
+    with_host(|h| h.departing(wait())).unwrap_or(Ok(None))
+}
+
+/// The current handler's call is over, or never left.
+#[inline]
+pub(crate) fn arrived() {
+    with_host(|h| h.arrived());
+}
+
+/// The level of nesting of the calling thread: how many handlers are under
+/// way on it (0 off a worker, or on one between handlers).
+#[inline]
+pub(crate) fn level() -> usize {
+    with_host(|h| h.depth()).unwrap_or(0)
 }
 
 /// Whether the calling thread is a worker in a handler that may serve
@@ -163,7 +181,7 @@ pub(crate) enum Waited {
 /// caller waits its own way). Returns whether it slept, with the outcome.
 pub(crate) fn wait(
     sleep: &dyn ReplySleep,
-    target: Node,
+    target: Wait,
     deadline: Option<Instant>,
 ) -> Option<(Waited, bool)> {
     with_host(|h| h.may_serve().then(|| serve_until(h, sleep, target, deadline))).flatten()
@@ -172,10 +190,10 @@ pub(crate) fn wait(
 fn serve_until(
     host: &dyn Host,
     sleep: &dyn ReplySleep,
-    target: Node,
+    target: Wait,
     deadline: Option<Instant>,
 ) -> (Waited, bool) {
-    let mark = host.begin_wait(Some(target));
+    let mark = host.begin_wait(target);
     let mut slept = false;
     let past = |d: &Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
     let out = loop {

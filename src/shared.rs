@@ -102,6 +102,9 @@ pub(crate) struct WorkerShared<P: PoolItem> {
     /// The core the worker is pinned to, or `NOT_PINNED`. Written once by
     /// the worker before it reports to `build` (whose mutex publishes it).
     pub(crate) core: AtomicUsize,
+    /// The address of the worker thread's stack of frames (`chain.rs`), or
+    /// 0. Written once by the worker before it reports to `build`.
+    pub(crate) stack: AtomicUsize,
     /// How many callers' rings the worker found requests in on its last
     /// busy pass: a hint for how callers wait (`Shared::caller_spin`),
     /// written by the worker only when it changes.
@@ -139,6 +142,7 @@ impl<P: PoolItem> Shared<P> {
                 .map(|_| WorkerShared {
                     doorbell: Doorbell::new(),
                     core: AtomicUsize::new(NOT_PINNED),
+                    stack: AtomicUsize::new(0),
                     queued: AtomicUsize::new(0),
                     registrations: Mutex::new(Vec::new()),
                     counters: CachePadded::new(WorkerCounters::default()),
@@ -169,6 +173,18 @@ impl<P: PoolItem> Shared<P> {
     #[inline]
     pub(crate) fn node(&self, id: u64) -> crate::chain::Node {
         crate::chain::Node { pool: self.id, id, name: std::any::type_name::<P>() }
+    }
+
+    /// What a handler waiting for item `id` on worker `w` waits for, as a
+    /// deadlock search follows it (`chain.rs`).
+    #[inline]
+    pub(crate) fn wait_for(&self, w: usize, id: u64) -> crate::chain::Wait {
+        // Relaxed: written before the worker reported to `build`, whose
+        // mutex published it before this pool was handed out.
+        let addr = self.workers[w].stack.load(Ordering::Relaxed);
+        // SAFETY: the worker stored there the address of its stack, or
+        // nothing (0).
+        crate::chain::Wait { target: self.node(id), host: unsafe { crate::chain::Stack::at(addr) } }
     }
 
     /// How a caller spins for a reply before parking. On a core of its own

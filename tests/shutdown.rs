@@ -308,11 +308,12 @@ fn items_on_two_workers_calling_each_other_are_refused_as_a_cycle_and_shutdown_i
     assert!(refused(&a) || refused(&b), "one of the calls waits on the other: {a:?} {b:?}");
     assert!(a.is_ok() || refused(&a), "{a:?}");
     assert!(b.is_ok() || refused(&b), "{b:?}");
-    // The chain names the caller, then the item it called.
+    // The chain names the caller, the item it called, and what that item
+    // waits for: the caller again.
     for (r, (from, to)) in [(&a, (0, 1)), (&b, (1, 0))] {
         if let Err(Error::Cycle { id, chain }) = r {
             assert_eq!(*id, to);
-            assert_eq!(chain.iter().map(|l| l.id).collect::<Vec<_>>(), [from, to]);
+            assert_eq!(chain.iter().map(|l| l.id).collect::<Vec<_>>(), [from, to, from]);
         }
     }
     let result = within(60, || POOL.get().unwrap().shutdown_timeout(Duration::from_secs(10)));

@@ -273,8 +273,10 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             let Some(request) = self.requests.next() else { break };
             let msg = request.into_message();
             let id = msg.id();
-            let routed =
-                self.pool.route::<P>(id).and_then(|w| Ok((w, nest::departing(&self.pool.node(id))?)));
+            let routed = self
+                .pool
+                .route::<P>(id)
+                .and_then(|w| Ok((w, nest::departing(|| self.pool.wait_for(w, id))?)));
             match routed {
                 Ok((worker, chain)) => {
                     // Sent from here on: pushed now, or, if its lane is full,

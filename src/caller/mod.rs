@@ -239,18 +239,22 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     /// registration and again after a wait whose spin ran out (the thread
     /// may have moved), not on every wait.
     cpu: Cell<usize>,
+    /// The level of nesting on this thread it serves (`handle`).
+    level: usize,
 }
 
 /// Type-erased handles in the thread-local registry.
 trait AnyHandle {
-    fn pool_id(&self) -> u64;
+    /// The pool, and the level of nesting on this thread the handle serves
+    /// (`nest::level`).
+    fn key(&self) -> (u64, usize);
     fn pool_closed(&self) -> bool;
     fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
 }
 
 impl<P: PoolItem> AnyHandle for CallerHandle<P> {
-    fn pool_id(&self) -> u64 {
-        self.pool.id
+    fn key(&self) -> (u64, usize) {
+        (self.pool.id, self.level)
     }
     fn pool_closed(&self) -> bool {
         self.pool.gate.is_closed()
@@ -266,20 +270,27 @@ crate::sync::thread_local! {
 }
 
 /// This thread's handle on `pool`, registering the thread on first use.
+///
+/// A worker thread has one per level of nesting (`nest::level`): a handler
+/// waiting on its calls may run another handler, whose calls must not
+/// queue behind them on the same lane (replies come back in the order a
+/// lane's requests went, and the outer call's reply may wait on the inner
+/// one's). To the workers each level is a caller of its own.
 pub(crate) fn handle<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, Error> {
+    let key = (pool.id, crate::nest::level());
     let found = HANDLES
-        .try_with(|h| h.borrow().iter().find(|x| x.pool_id() == pool.id).map(|x| x.clone().into_any()))
+        .try_with(|h| h.borrow().iter().find(|x| x.key() == key).map(|x| x.clone().into_any()))
         .map_err(|_| Error::ThreadExiting)?;
     if let Some(any) = found {
         if let Ok(h) = any.downcast::<CallerHandle<P>>() {
             return Ok(h);
         }
     }
-    register(pool)
+    register(pool, key.1)
 }
 
 #[cold]
-fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, Error> {
+fn register<P: PoolItem>(pool: &Arc<Shared<P>>, level: usize) -> Result<Rc<CallerHandle<P>>, Error> {
     if pool.gate.is_closed() {
         return Err(Error::Shutdown);
     }
@@ -325,6 +336,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>) -> Result<Rc<CallerHandle<P>>, E
         }),
         cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
         rooms,
+        level,
     });
     event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
     let stale = HANDLES
@@ -444,7 +456,7 @@ impl<P: PoolItem> CallerHandle<P> {
             if crate::nest::may_serve() {
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
-                if let Some((_, s)) = crate::nest::wait(&side, self.pool.node(id), deadline) {
+                if let Some((_, s)) = crate::nest::wait(&side, self.pool.wait_for(w, id), deadline) {
                     slept |= s;
                 }
                 local = self.local.borrow_mut();
@@ -547,7 +559,7 @@ impl<P: PoolItem> CallerHandle<P> {
         deadline: Option<Instant>,
     ) -> Result<Outcome<P>, Error> {
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let env = match self.depart(msg, ReplyTo::CELL) {
+        let env = match self.depart(w, msg, ReplyTo::CELL) {
             Ok(env) => env,
             Err((e, msg)) => {
                 drop(msg);
@@ -567,7 +579,7 @@ impl<P: PoolItem> CallerHandle<P> {
         w: usize,
         msg: Message<P>,
     ) -> Result<Outcome<P>, (Error, Option<Message<P>>)> {
-        let env = self.depart(msg, ReplyTo::CELL).map_err(|(e, msg)| (e, Some(msg)))?;
+        let env = self.depart(w, msg, ReplyTo::CELL).map_err(|(e, msg)| (e, Some(msg)))?;
         self.exchange(w, env, Wait::No, None).map_err(|(e, env)| (e, env.map(Envelope::into_message)))
     }
 
@@ -593,7 +605,11 @@ impl<P: PoolItem> CallerHandle<P> {
         let spin = self.spin(Some(w));
         self.local.borrow().choose_sleep(spin, &self.shared.sleeper);
         let id = env.payload.id();
-        let mut local = self.push(w, env, wait).map_err(|(e, env)| (e, Some(env)))?;
+        let pushed = self.push(w, env, wait);
+        let Ok(mut local) = pushed else {
+            crate::nest::arrived();
+            return Err(pushed.err().map(|(e, env)| (e, Some(env))).expect("an error"));
+        };
         let idx = local.alloc();
         local.sent(w, idx);
         self.announce(w);
@@ -601,6 +617,7 @@ impl<P: PoolItem> CallerHandle<P> {
         let discard = local.take_discarded();
         drop(local);
         drop(discard);
+        crate::nest::arrived();
         self.after_wait(slept);
         outcome.ok_or_else(|| (Error::Timeout { id }, None))
     }
@@ -609,9 +626,14 @@ impl<P: PoolItem> CallerHandle<P> {
     /// from if it is sent from one, or refuses it (a cycle, or too deep:
     /// `nest::departing`), handing it back.
     #[inline]
-    fn depart(&self, msg: Message<P>, to: ReplyTo<Outcome<P>>) -> Result<Envelope<P>, (Error, Message<P>)> {
-        let target = self.pool.node(msg.id());
-        match crate::nest::departing(&target) {
+    fn depart(
+        &self,
+        w: usize,
+        msg: Message<P>,
+        to: ReplyTo<Outcome<P>>,
+    ) -> Result<Envelope<P>, (Error, Message<P>)> {
+        let id = msg.id();
+        match crate::nest::departing(|| self.pool.wait_for(w, id)) {
             Ok(chain) => Ok(Envelope { payload: Payload::Message(msg), to, chain }),
             Err(e) => Err((e, msg)),
         }
@@ -622,7 +644,10 @@ impl<P: PoolItem> CallerHandle<P> {
     /// back if it is refused.
     pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
         let wait = if wait { Wait::Forever } else { Wait::No };
-        let env = self.depart(msg, ReplyTo::FORGET)?;
+        let env = self.depart(w, msg, ReplyTo::FORGET);
+        // Nobody waits for it.
+        crate::nest::arrived();
+        let env = env?;
         match self.push(w, env, wait) {
             Ok(local) => {
                 drop(local);
@@ -658,7 +683,10 @@ impl<P: PoolItem> CallerHandle<P> {
         msg: Message<P>,
     ) -> Result<SlotRef<Outcome<P>>, (Error, Message<P>)> {
         let slot = self.local.borrow_mut().slots.alloc();
-        let env = match self.depart(msg, ReplyTo::slot(slot)) {
+        let departed = self.depart(w, msg, ReplyTo::slot(slot));
+        // The handler does not wait for it here (a future may, elsewhere).
+        crate::nest::arrived();
+        let env = match departed {
             Ok(env) => env,
             Err((e, msg)) => {
                 self.local.borrow_mut().slots.unused(slot);

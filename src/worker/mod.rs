@@ -236,7 +236,12 @@ impl<P: PoolItem> Host<P> {
 }
 
 impl<P: PoolItem> Worker<P> {
-    pub(crate) fn new(pool: Arc<Shared<P>>, index: usize, state: P::ThreadState) -> Self {
+    pub(crate) fn new(
+        pool: Arc<Shared<P>>,
+        index: usize,
+        state: P::ThreadState,
+        lease: crate::chain::Lease,
+    ) -> Self {
         let panic_handler = pool.config.panic_handler.clone();
         let error_handler = pool.config.error_handler.clone();
         Self {
@@ -247,7 +252,7 @@ impl<P: PoolItem> Worker<P> {
                     state: RefCell::new(state),
                     panic_handler,
                     error_handler,
-                    levels: nest::Levels::new(pool.id, std::any::type_name::<P>()),
+                    levels: nest::Levels::new(pool.id, std::any::type_name::<P>(), lease),
                     deferred: RefCell::default(),
                     constructing: RefCell::new(Vec::new()),
                 },

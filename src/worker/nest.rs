@@ -56,7 +56,7 @@
 use super::host::Core;
 use super::lane::Lane;
 use super::{round_robin, Host};
-use crate::chain::{ChainLink, FrameRef, Lease, Node, MAX_DEPTH};
+use crate::chain::{ChainLink, FrameRef, Lease, Node, Seen, Wait, MAX_CHAIN, MAX_DEPTH};
 use crate::doorbell::{CONTROL, LANE_MASK};
 use crate::error::Error;
 use crate::item::{Message, PoolItem};
@@ -66,7 +66,7 @@ use crate::sync::barrier::Barrier;
 use crate::sync::Arc;
 use crate::wire::{Outcome, Payload, ReplyTo};
 use std::any::Any;
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 
 /// One level of the thread (module docs).
@@ -78,7 +78,7 @@ struct Level {
     /// Its own frame, once a call it made published it.
     frame: Option<FrameRef>,
     /// What it waits for, while it does.
-    target: Option<Node>,
+    wait: Option<Wait>,
     /// Whether it is in its handler proper (not in a hook, which holds the
     /// thread state): only then may it serve while it waits, or call inline.
     in_handler: bool,
@@ -90,21 +90,21 @@ pub(super) struct Levels {
     name: &'static str,
     levels: [Cell<Option<Level>>; MAX_DEPTH],
     depth: Cell<usize>,
-    /// This thread's stack of frames, leased on first use.
-    lease: OnceCell<Lease>,
+    /// This thread's stack of frames.
+    lease: Lease,
     /// The innermost wait's mark (0: none), and the last one handed out.
     wait_mark: Cell<u64>,
     marks: Cell<u64>,
 }
 
 impl Levels {
-    pub(super) fn new(pool: u64, name: &'static str) -> Self {
+    pub(super) fn new(pool: u64, name: &'static str, lease: Lease) -> Self {
         Self {
             pool,
             name,
             levels: std::array::from_fn(|_| Cell::new(None)),
             depth: Cell::new(0),
-            lease: OnceCell::new(),
+            lease,
             wait_mark: Cell::new(0),
             marks: Cell::new(0),
         }
@@ -123,7 +123,7 @@ impl Levels {
             debug_assert!(false, "a level past MAX_DEPTH");
             return None;
         }
-        self.levels[d].set(Some(Level { id, parent, frame: None, target: None, in_handler: false }));
+        self.levels[d].set(Some(Level { id, parent, frame: None, wait: None, in_handler: false }));
         self.depth.set(d + 1);
         Some(LevelGuard(self, d))
     }
@@ -141,14 +141,19 @@ impl Levels {
         }
     }
 
-    /// The levels from `from` up: each one's item and what it waits for.
-    fn from(&self, from: usize) -> impl Iterator<Item = Level> + '_ {
-        (from..self.depth.get()).filter_map(|d| self.levels[d].get())
-    }
-
-    /// The level of item `id`, if it is busy on this thread.
-    fn level_of(&self, id: u64) -> Option<usize> {
-        (0..self.depth.get()).find(|&d| self.levels[d].get().is_some_and(|l| l.id == id))
+    /// Records what the handler of level `d` waits for (`None`: nothing),
+    /// in the level and, if published, in its frame.
+    fn set_wait(&self, d: usize, wait: Option<Wait>) -> Option<Wait> {
+        let mut previous = None;
+        let mut frame = None;
+        self.update(d, |l| {
+            previous = std::mem::replace(&mut l.wait, wait);
+            frame = l.frame;
+        });
+        if frame.is_some() {
+            self.lease.stack().set_wait(d, wait);
+        }
+        previous
     }
 
     /// The current handler's frame, published on first use.
@@ -156,7 +161,7 @@ impl Levels {
         if let Some(f) = level.frame {
             return f;
         }
-        let f = self.lease.get_or_init(Lease::take).stack().publish(d, &self.node(level.id), level.parent);
+        let f = self.lease.stack().publish(d, &self.node(level.id), level.parent);
         self.update(d, |l| l.frame = Some(f));
         f
     }
@@ -185,14 +190,47 @@ impl Drop for LevelGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let Self(levels, d) = *self;
-        if let Some(Level { frame: Some(f), .. }) = levels.levels[d].get() {
-            if let Some(lease) = levels.lease.get() {
-                lease.stack().pop(d, f);
+        if let Some(Level { frame: Some(f), wait, .. }) = levels.levels[d].get() {
+            if wait.is_some() {
+                levels.lease.stack().set_wait(d, None);
             }
+            levels.lease.stack().pop(d, f);
         }
         levels.levels[d].set(None);
         levels.depth.set(d);
     }
+}
+
+/// A node of a deadlock search: an item, the node it was reached from,
+/// and the stack of the worker that hosts it.
+type SearchNode = (Node, Option<usize>, Option<&'static crate::chain::Stack>);
+
+/// Adds `node`, reached from node `from`, to a deadlock search (unless it
+/// is there, or the search is as long as a chain may be); returns its index.
+fn visit(
+    nodes: &mut Vec<SearchNode>,
+    node: Node,
+    from: usize,
+    host: Option<&'static crate::chain::Stack>,
+) -> usize {
+    if let Some(k) = nodes.iter().position(|(n, ..)| n.same(&node)) {
+        return k;
+    }
+    if nodes.len() >= MAX_CHAIN {
+        return from;
+    }
+    nodes.push((node, Some(from), host));
+    nodes.len() - 1
+}
+
+/// What a deadlock search found.
+enum Search {
+    /// No cycle through the request: it waits.
+    Clear,
+    /// A cycle, whose records changed while they were read: look again.
+    Retry,
+    /// A cycle: refuse the request.
+    Cycle(Error),
 }
 
 /// A request taken off its ring but not run yet: its item was busy.
@@ -300,6 +338,9 @@ impl<P: PoolItem> Host<P> {
     fn serve_lane_nested(&self, lane: &Lane<P>, max: usize, mark: u64) -> usize {
         let counters = self.counters();
         let barrier = &self.pool.barrier;
+        // Whatever stalled this lane in an outer wait may be gone from its
+        // head by the end of this pass: it is looked at again there.
+        lane.stalled.set(0);
         let mut n = 0;
         while n < max {
             // Entries that only say something of the next one are applied.
@@ -319,11 +360,12 @@ impl<P: PoolItem> Host<P> {
                     continue;
                 }
                 match self.deadlock(id, lane.next_chain.get()) {
-                    None => {
+                    Search::Retry => break,
+                    Search::Clear => {
                         lane.stalled.set(mark);
                         break;
                     }
-                    Some(error) => {
+                    Search::Cycle(error) => {
                         let request = lane.pop();
                         lane.next_chain.set(None);
                         self.core.drop_user(request, Some(id), "dropping a request refused as a cycle");
@@ -341,20 +383,79 @@ impl<P: PoolItem> Host<P> {
     }
 
     /// Whether a request for busy item `id`, sent on behalf of `chain`,
-    /// would wait for ever: `Error::Cycle` if so.
-    fn deadlock(&self, id: u64, chain: Option<FrameRef>) -> Option<Error> {
-        let chain = chain?;
+    /// would wait for ever: `Error::Cycle`, naming the cycle, if so.
+    ///
+    /// Follows what the busy item waits for, from thread to thread: an
+    /// item busy on a worker waits for everything the frames at and above
+    /// its own wait for (it resumes only after them). A cycle is found when
+    /// an item on the request's own chain is reached (the chain waits for
+    /// the request). The records it went through are read again, and the
+    /// cycle reported only if none changed (`chain.rs`, "Waits").
+    fn deadlock(&self, id: u64, chain: Option<FrameRef>) -> Search {
+        let Some(chain) = chain else { return Search::Clear };
         let levels = &self.core.levels;
-        let from = levels.level_of(id).unwrap_or(0);
-        let hit = chain.any(|n| {
-            levels.from(from).any(|l| levels.node(l.id).same(n) || l.target.is_some_and(|t| t.same(n)))
+        // The request's chain, innermost first.
+        let mut mine = Vec::new();
+        chain.any(|n| {
+            mine.push(*n);
+            false
         });
-        hit.then(|| {
-            let mut links = chain.links();
-            links.reverse();
-            links.push(levels.node(id).link());
-            Error::Cycle { id, chain: links }
-        })
+        // Breadth first from the busy item: each node, the node it was
+        // reached from, and the host to look for it on.
+        let start = levels.node(id);
+        let mut nodes: Vec<SearchNode> = vec![(start, None, Some(levels.lease.stack()))];
+        let mut read: Vec<Seen> = Vec::new();
+        let mut i = 0;
+        let found = loop {
+            let Some(&(node, _, host)) = nodes.get(i) else { break None };
+            if i > 0 {
+                if let Some(k) = mine.iter().position(|m| m.same(&node)) {
+                    break Some((i, k));
+                }
+            }
+            if let Some(host) = host {
+                let frames: Vec<Seen> = host.active().collect();
+                if let Some(at) = frames.iter().position(|f| f.node.same(&node)) {
+                    // The node resumes only after every handler above it on
+                    // its thread has returned, and each of those only after
+                    // what it waits for.
+                    for f in frames.into_iter().skip(at) {
+                        let mut from = i;
+                        if !f.node.same(&node) {
+                            from = visit(&mut nodes, f.node, i, Some(host));
+                        }
+                        if let Some(w) = f.waits {
+                            visit(&mut nodes, w.target, from, w.host);
+                        }
+                        read.push(f);
+                    }
+                }
+            }
+            i += 1;
+        };
+        let Some((i, k)) = found else { return Search::Clear };
+        // All at once, or not at all: a record that changed meanwhile may
+        // have been of a wait that was over; look again on the next pass
+        // (a cycle, once there, stays).
+        if !read.iter().all(Seen::unchanged) {
+            return Search::Retry;
+        }
+        // The chain from the node found down to the request's sender,
+        // outermost first, then the path from the busy item to that node.
+        let mut links: Vec<ChainLink> = mine[..=k].iter().rev().map(Node::link).collect();
+        let mut path = Vec::new();
+        let mut at = Some(i);
+        while let Some(j) = at {
+            let (node, from, _) = nodes[j];
+            // Names come from the frames read (a target's own record has
+            // none), or from the request's chain.
+            let named = read.iter().map(|s| s.node).chain(mine.iter().copied()).find(|n| n.same(&node));
+            path.push(named.unwrap_or(node).link());
+            at = from;
+        }
+        path.reverse();
+        links.extend(path);
+        Search::Cycle(Error::Cycle { id, chain: links })
     }
 
     /// Whether a lane has requests a nested pass could take now.
@@ -369,7 +470,8 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
         self.pool.id
     }
 
-    fn departing(&self, target: &Node) -> Result<Option<FrameRef>, Error> {
+    fn departing(&self, wait: Wait) -> Result<Option<FrameRef>, Error> {
+        let target = &wait.target;
         let levels = &self.core.levels;
         let Some((d, level)) = levels.top() else { return Ok(None) };
         let me = levels.node(level.id);
@@ -390,30 +492,46 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
         if d + 1 >= MAX_DEPTH {
             return Err(Error::TooDeep { id: target.id, depth: d + 1 });
         }
-        Ok(Some(levels.frame(d, level)))
+        // The frame first, then what it waits for, both before the request
+        // leaves: a search that meets the request finds them (`chain.rs`).
+        let frame = levels.frame(d, level);
+        levels.set_wait(d, Some(wait));
+        Ok(Some(frame))
+    }
+
+    fn arrived(&self) {
+        let levels = &self.core.levels;
+        if let Some((d, _)) = levels.top() {
+            levels.set_wait(d, None);
+        }
     }
 
     fn may_serve(&self) -> bool {
         self.core.levels.top().is_some_and(|(_, l)| l.in_handler)
     }
 
-    fn begin_wait(&self, target: Option<Node>) -> (u64, Option<Node>) {
+    fn depth(&self) -> usize {
+        self.core.levels.depth.get()
+    }
+
+    fn begin_wait(&self, wait: Wait) -> u64 {
         let levels = &self.core.levels;
         let mark = levels.marks.get() + 1;
         levels.marks.set(mark);
-        let previous_mark = levels.wait_mark.replace(mark);
-        let mut previous_target = None;
-        if let Some((d, _)) = levels.top() {
-            levels.update(d, |l| previous_target = std::mem::replace(&mut l.target, target));
+        if let Some((d, level)) = levels.top() {
+            // Published already (the call left with it), unless the wait is
+            // for a request sent before (a batch).
+            levels.frame(d, level);
+            levels.set_wait(d, Some(wait));
         }
-        (previous_mark, previous_target)
+        levels.wait_mark.replace(mark)
     }
 
-    fn end_wait(&self, (mark, target): (u64, Option<Node>)) {
+    fn end_wait(&self, previous: u64) {
         let levels = &self.core.levels;
-        levels.wait_mark.set(mark);
+        levels.wait_mark.set(previous);
         if let Some((d, _)) = levels.top() {
-            levels.update(d, |l| l.target = target);
+            levels.set_wait(d, None);
         }
     }
 
@@ -485,8 +603,7 @@ impl<P: PoolItem> Host<P> {
         if self.core.blocked(id) {
             // Busy lower on this very stack: it waits on us.
             self.core.drop_user(msg, Some(id), "dropping a request refused as a cycle");
-            let from = levels.level_of(id).unwrap_or(0);
-            let mut chain: Vec<_> = levels.from(from).map(|l| levels.node(l.id).link()).collect();
+            let mut chain = levels.chain(&level);
             chain.push(levels.node(id).link());
             return Err(Box::new(Error::Cycle { id, chain }));
         }
