@@ -74,6 +74,47 @@ pub(crate) const MAX_DEPTH: usize = if cfg!(shardpool_loom) { 3 } else { 16 };
 pub(crate) const MAX_CHAIN: usize = 64;
 
 /// One link of a call chain, as reported by [`Error::Cycle`](crate::Error::Cycle).
+///
+/// ```
+/// use shardpool::{pool_item, Error, ThreadPool};
+/// use std::sync::{Arc, OnceLock, Weak};
+///
+/// struct Echo(Arc<OnceLock<Weak<ThreadPool<Echo>>>>);
+///
+/// #[pool_item]
+/// impl Echo {
+///     fn new(_id: u64, pool: Arc<OnceLock<Weak<ThreadPool<Echo>>>>) -> Self {
+///         Echo(pool)
+///     }
+///
+///     /// Calls the first item of `path`, asking it to go on with the rest.
+///     #[messaging(RelayRequest, RelayResponse)]
+///     fn relay(&self, path: Vec<u64>) -> Result<(), Error> {
+///         let pool = self.0.get().and_then(Weak::upgrade).expect("the pool");
+///         match path.split_first() {
+///             Some((&next, rest)) => pool.send_and_receive_once(RelayRequest(next, rest.to_vec()))?.result,
+///             None => Ok(()),
+///         }
+///     }
+/// }
+///
+/// let pool = Arc::new(ThreadPool::<Echo>::new(2)?);
+/// let cell = Arc::new(OnceLock::new());
+/// cell.set(Arc::downgrade(&pool)).unwrap();
+/// for id in 0..2 {
+///     pool.send_and_receive_once(shardpool::AddRequest::new(id, cell.clone()))?;
+/// }
+/// // 0 calls 1, which calls 0: 0 waits on that very call.
+/// match pool.send_and_receive_once(RelayRequest(0, vec![1, 0]))?.result {
+///     Err(Error::Cycle { id: 0, chain }) => {
+///         let ids: Vec<u64> = chain.iter().map(|l| l.id).collect();
+///         assert_eq!(ids, [0, 1, 0]);
+///         assert_eq!(chain[0].to_string(), "Echo#0");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChainLink {
     /// The item's type (its pool's [`PoolItem`](crate::PoolItem)), as

@@ -94,11 +94,21 @@ pub use stats::{PoolStats, WorkerStats};
 /// nested call while the worker serves other requests, or calling another
 /// item of the worker inline. A call from a handler at this depth fails
 /// with [`Error::TooDeep`].
+///
+/// ```
+/// // Deep enough for the graphs of calls services make; shallow enough for
+/// // any worker's stack (each level is one handler's frames).
+/// assert_eq!(shardpool::MAX_NESTED_DEPTH, 16);
+/// ```
 pub const MAX_NESTED_DEPTH: usize = chain::MAX_DEPTH;
 
 /// Most calls followed up a chain of nested calls (across workers and
 /// pools) to look for a cycle; a call from a handler whose chain is longer
 /// fails with [`Error::TooDeep`].
+///
+/// ```
+/// assert_eq!(shardpool::MAX_CHAIN, 64);
+/// ```
 pub const MAX_CHAIN: usize = chain::MAX_CHAIN;
 
 /// Support for the code `#[pool_item]` generates; not a public API.

@@ -206,9 +206,10 @@ fn serve_until(
         if host.serve() {
             continue;
         }
-        // Nothing to serve: spin a while (yielding: the worker we wait on
-        // may share this core), looking for the reply and for requests.
-        let mut spinner = Spinner::new(Spin::sharing(SERVE_SPIN));
+        // Nothing to serve: spin a while, looking for the reply and for
+        // requests (yielding now and then: workers are on cores of their
+        // own unless pinning is off, when the scheduler moves them anyway).
+        let mut spinner = Spinner::new(Spin::alone(SERVE_SPIN));
         let mut found = false;
         while spinner.spin() {
             if sleep.ready() || host.pending() || host.has_work() || past(&deadline) {

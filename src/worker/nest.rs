@@ -143,17 +143,21 @@ impl Levels {
 
     /// Records what the handler of level `d` waits for (`None`: nothing),
     /// in the level and, if published, in its frame.
-    fn set_wait(&self, d: usize, wait: Option<Wait>) -> Option<Wait> {
-        let mut previous = None;
-        let mut frame = None;
-        self.update(d, |l| {
-            previous = std::mem::replace(&mut l.wait, wait);
-            frame = l.frame;
-        });
-        if frame.is_some() {
+    fn set_wait(&self, d: usize, wait: Option<Wait>) {
+        let Some(level) = self.levels[d].get() else { return };
+        let same = match (level.wait, wait) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.target.same(&b.target),
+            _ => false,
+        };
+        if same {
+            // The frame says so already (a call's wait, after its departure).
+            return;
+        }
+        self.update(d, |l| l.wait = wait);
+        if level.frame.is_some() {
             self.lease.stack().set_wait(d, wait);
         }
-        previous
     }
 
     /// The current handler's frame, published on first use.
