@@ -29,16 +29,20 @@
 //!   S2  reply: store sleeping / mark the cell     (reply.rs, S)
 //!   H   the heavy barrier(s) of both pools
 //!   Q   reply there? a ring with requests it may take? then cancel both
-//!   Z   park until the doorbell's SLEEPING is cleared or the reply is in
+//!   Z   park (once: any wake-up goes back to S1)
 //! ```
 //!
 //! Each protocol's proof holds unchanged, since each side sees exactly the
 //! steps it expects (S, H, Q, park): a caller of this worker that pushes
 //! after Q rings it (the doorbell's argument), and the worker that
 //! publishes the reply after Q unparks it (the reply cell's argument).
-//! Both wake the same thread, and the park loop ends on either condition;
-//! a wake-up meant for one side only ends a park early, which every park
-//! loop here tolerates. A request the waiting worker may not take (its
+//! Both wake the same thread. Every park follows its own S1 S2 H Q: a
+//! wake-up, whichever side it came from and whether or not it found what
+//! it was for, ends the sleep, and the wait announces both again before it
+//! parks again. (Parking again on the same announcement would lose a
+//! reply: a publisher on another of this caller's lanes may have cleared
+//! `sleeping` and woken us for its own reply, and the publisher of ours then
+//! finds it cleared and wakes nobody.) A request the waiting worker may not take (its
 //! item is in a call lower on this thread's stack) does not count as work
 //! at Q: no caller will ring for it again, and it becomes takeable only
 //! when this wait has ended.
@@ -56,6 +60,13 @@ use std::time::{Duration, Instant};
 /// before it sleeps.
 const SERVE_SPIN: Duration = Duration::from_micros(50);
 
+/// How soon, then at most how rarely, a sleeping worker with a stalled
+/// request looks again for a cycle through it.
+#[cfg(not(shardpool_loom))]
+const RECHECK_MIN: Duration = Duration::from_micros(500);
+#[cfg(not(shardpool_loom))]
+const RECHECK_MAX: Duration = Duration::from_millis(50);
+
 /// A worker, as the nested calls made on its thread see it.
 pub(crate) trait Host {
     /// The worker's pool.
@@ -63,23 +74,38 @@ pub(crate) trait Host {
     /// A call of the current handler leaves to wait for `wait`: its frame
     /// (published on first use, with what it waits for), or why it may not
     /// leave.
-    fn departing(&self, wait: Wait) -> Result<Option<FrameRef>, Error>;
+    /// (`record`: note the wait in the frame now, for a call waited for at
+    /// once; a batch's waits are noted as it waits.)
+    fn departing(&self, wait: Wait, record: bool) -> Result<Option<FrameRef>, Error>;
     /// The call is over (or never left): the handler waits for nothing.
     fn arrived(&self);
     /// Whether the calling handler may serve while it waits (not from a
-    /// hook, which holds the thread state).
+    /// hook, which holds the thread state; not at the bound of depth).
     fn may_serve(&self) -> bool;
-    /// How many handlers are under way on this thread.
-    fn depth(&self) -> usize;
-    /// Starts a wait of the current handler for `wait`: requests stalled
-    /// from here on are stalled until it ends. Returns the previous wait's
-    /// mark, for [`end_wait`](Self::end_wait).
-    fn begin_wait(&self, wait: Wait) -> u64;
-    fn end_wait(&self, previous: u64);
+    /// Whether code of a handler proper is running (not a hook, nor code
+    /// run between handlers): it may call its worker's items inline.
+    fn in_handler(&self) -> bool;
+    /// The level whose caller handles (lanes) calls made now use
+    /// (`caller::handle`): that of the handler making them, one past it
+    /// for code run between handlers or in a hook.
+    fn lane_level(&self) -> usize;
+    /// Starts a wait of the current handler (for `wait`, noted in its
+    /// frame, if given): requests stalled from here on are stalled until it
+    /// ends. Returns the previous wait's mark, for
+    /// [`end_wait`](Self::end_wait), which clears the note if there was one.
+    fn begin_wait(&self, wait: Option<Wait>) -> u64;
+    fn end_wait(&self, previous: u64, waited: bool);
     /// One pass over the worker's lanes; whether it processed anything.
     fn serve(&self) -> bool;
     /// Whether a ring holds requests a pass could take now.
     fn has_work(&self) -> bool;
+    /// Whether a request is stalled in this wait.
+    #[cfg(not(shardpool_loom))]
+    fn stalled(&self) -> bool;
+    /// Looks at every stalled request again on the next pass (a new mark
+    /// for the wait under way).
+    #[cfg(not(shardpool_loom))]
+    fn restall(&self);
     /// Whether a caller rang the doorbell (a cheap look while spinning).
     fn pending(&self) -> bool;
     /// The doorbell's S (`false`: a bit is pending, do not sleep), its
@@ -131,9 +157,10 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&dyn Host) -> R) -> Option<R> {
 
 /// Before a request leaves this thread, for `wait.target`: the frame it
 /// carries (`None` unless sent from a handler), or why it may not leave.
+/// `record`: the handler waits for it at once (a single call).
 #[inline]
-pub(crate) fn departing(wait: impl FnOnce() -> Wait) -> Result<Option<FrameRef>, Error> {
-    with_host(|h| h.departing(wait())).unwrap_or(Ok(None))
+pub(crate) fn departing(wait: impl FnOnce() -> Wait, record: bool) -> Result<Option<FrameRef>, Error> {
+    with_host(|h| h.departing(wait(), record)).unwrap_or(Ok(None))
 }
 
 /// The current handler's call is over, or never left.
@@ -146,7 +173,7 @@ pub(crate) fn arrived() {
 /// way on it (0 off a worker, or on one between handlers).
 #[inline]
 pub(crate) fn level() -> usize {
-    with_host(|h| h.depth()).unwrap_or(0)
+    with_host(|h| h.lane_level()).unwrap_or(0)
 }
 
 /// Whether the calling thread is a worker in a handler that may serve
@@ -181,7 +208,7 @@ pub(crate) enum Waited {
 /// caller waits its own way). Returns whether it slept, with the outcome.
 pub(crate) fn wait(
     sleep: &dyn ReplySleep,
-    target: Wait,
+    target: Option<Wait>,
     deadline: Option<Instant>,
 ) -> Option<(Waited, bool)> {
     with_host(|h| h.may_serve().then(|| serve_until(h, sleep, target, deadline))).flatten()
@@ -190,11 +217,14 @@ pub(crate) fn wait(
 fn serve_until(
     host: &dyn Host,
     sleep: &dyn ReplySleep,
-    target: Wait,
+    target: Option<Wait>,
     deadline: Option<Instant>,
 ) -> (Waited, bool) {
+    let waited = target.is_some();
     let mark = host.begin_wait(target);
     let mut slept = false;
+    #[cfg(not(shardpool_loom))]
+    let mut recheck = RECHECK_MIN;
     let past = |d: &Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
     let out = loop {
         if sleep.ready() {
@@ -221,9 +251,22 @@ fn serve_until(
             continue;
         }
         slept = true;
+        // A stalled request's cycle may close after it was looked at, with
+        // records another thread had not yet seen: look again, less and
+        // less often, while it stays stalled (`worker/nest.rs`).
+        #[cfg(not(shardpool_loom))]
+        if host.stalled() {
+            let again = Instant::now() + recheck;
+            sleep_both(host, sleep, Some(deadline.map_or(again, |d| d.min(again))));
+            if Instant::now() >= again {
+                host.restall();
+                recheck = (recheck * 2).min(RECHECK_MAX);
+            }
+            continue;
+        }
         sleep_both(host, sleep, deadline);
     };
-    host.end_wait(mark);
+    host.end_wait(mark, waited);
     (out, slept)
 }
 
@@ -247,13 +290,14 @@ fn sleep_both(host: &dyn Host, sleep: &dyn ReplySleep, deadline: Option<Instant>
         ok = theirs.heavy().is_ok();
     }
     // Q.
-    if ok && !sleep.ready() && !host.has_work() {
-        // Z. Spurious wake-ups, and tokens left by earlier wake-ups, loop.
-        while host.asleep() && !sleep.ready() {
-            if !thread::park_until(deadline) {
-                break;
-            }
-        }
+    if ok && !sleep.ready() && !host.has_work() && host.asleep() {
+        // Z: one park. Any wake-up, even one that finds neither condition
+        // (a token left by an earlier wake-up, or a reply on another lane
+        // of the same caller, whose publisher cleared `sleeping`), goes
+        // back round the wait, which announces again before it parks
+        // again: parking twice on one announcement could sleep through a
+        // publisher that found `sleeping` already cleared.
+        thread::park_until(deadline);
     } else if !ok {
         // Without the barriers a wake-up could be missed: poll instead.
         #[cfg(not(shardpool_loom))]
@@ -267,7 +311,18 @@ fn sleep_both(host: &dyn Host, sleep: &dyn ReplySleep, deadline: Option<Instant>
 /// ring, a stalled batch): serves this thread's worker once if it is one
 /// in a handler; otherwise, or if that found nothing, backs off.
 pub(crate) fn pause(backoff: &mut crate::sync::Backoff) {
-    let served = with_host(|h| h.may_serve() && h.serve()).unwrap_or(false);
+    let serve = |h: &dyn Host| {
+        if !h.may_serve() {
+            return false;
+        }
+        // A wait of its own (what it stalls, it stalls until this step
+        // ends), waiting for no item.
+        let mark = h.begin_wait(None);
+        let served = h.serve();
+        h.end_wait(mark, false);
+        served
+    };
+    let served = with_host(serve).unwrap_or(false);
     if !served {
         backoff.wait();
     }

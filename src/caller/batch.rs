@@ -276,7 +276,7 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
             let routed = self
                 .pool
                 .route::<P>(id)
-                .and_then(|w| Ok((w, nest::departing(|| self.pool.wait_for(w, id))?)));
+                .and_then(|w| Ok((w, nest::departing(|| self.pool.wait_for(w, id), false)?)));
             match routed {
                 Ok((worker, chain)) => {
                     // Sent from here on: pushed now, or, if its lane is full,
@@ -328,7 +328,7 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
             let local = self.handle.local.borrow_mut();
             let Link { next, worker, id, .. } = local.links[idx as usize];
             let (mut local, outcome, slept) =
-                self.handle.wait_for(local, worker as usize, idx, id, || self.handle.spin(None), None);
+                self.handle.wait_for(local, worker as usize, idx, Some(id), || self.handle.spin(None), None);
             self.list.head = next;
             if next == NIL {
                 self.list.tail = NIL;
@@ -374,7 +374,7 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Drop for Responses<'_, P
             let Ok(local) = self.handle.local.try_borrow_mut() else { return };
             let Link { next, worker, id, .. } = local.links[idx as usize];
             let (mut local, outcome, _) =
-                self.handle.wait_for(local, worker as usize, idx, id, || self.handle.spin(None), None);
+                self.handle.wait_for(local, worker as usize, idx, Some(id), || self.handle.spin(None), None);
             self.list.head = next;
             let discard = local.take_discarded();
             // The response may run user code when dropped: not under a borrow.

@@ -425,8 +425,8 @@ impl<P: PoolItem> CallerHandle<P> {
         }
     }
 
-    /// Waits for the outcome of slot `idx`, whose request for item `id` went
-    /// to worker `w`, spinning as `spin()` says (asked only if it must wait), and
+    /// Waits for the outcome of slot `idx`, whose request for item `id` (a
+    /// question about the items: none) went to worker `w`, spinning as `spin()` says (asked only if it must wait), and
     /// frees the slot. Returns the state's borrow again, and whether the
     /// spin ran out. Past `deadline`, abandons the slot instead (its reply
     /// is dropped when it comes) and returns `None`.
@@ -439,7 +439,7 @@ impl<P: PoolItem> CallerHandle<P> {
         mut local: RefMut<'a, Local<P>>,
         w: usize,
         idx: u32,
-        id: u64,
+        id: Option<u64>,
         spin: impl Fn() -> Spin,
         deadline: Option<Instant>,
     ) -> (RefMut<'a, Local<P>>, Option<Outcome<P>>, bool) {
@@ -456,7 +456,8 @@ impl<P: PoolItem> CallerHandle<P> {
             if crate::nest::may_serve() {
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
-                if let Some((_, s)) = crate::nest::wait(&side, self.pool.wait_for(w, id), deadline) {
+                let target = id.map(|id| self.pool.wait_for(w, id));
+                if let Some((_, s)) = crate::nest::wait(&side, target, deadline) {
                     slept |= s;
                 }
                 local = self.local.borrow_mut();
@@ -605,6 +606,7 @@ impl<P: PoolItem> CallerHandle<P> {
         let spin = self.spin(Some(w));
         self.local.borrow().choose_sleep(spin, &self.shared.sleeper);
         let id = env.payload.id();
+        let item = matches!(env.payload, Payload::Message(_)).then_some(id);
         let pushed = self.push(w, env, wait);
         let Ok(mut local) = pushed else {
             crate::nest::arrived();
@@ -613,7 +615,7 @@ impl<P: PoolItem> CallerHandle<P> {
         let idx = local.alloc();
         local.sent(w, idx);
         self.announce(w);
-        let (mut local, outcome, slept) = self.wait_for(local, w, idx, id, || spin, deadline);
+        let (mut local, outcome, slept) = self.wait_for(local, w, idx, item, || spin, deadline);
         let discard = local.take_discarded();
         drop(local);
         drop(discard);
@@ -632,8 +634,12 @@ impl<P: PoolItem> CallerHandle<P> {
         msg: Message<P>,
         to: ReplyTo<Outcome<P>>,
     ) -> Result<Envelope<P>, (Error, Message<P>)> {
+        // Only a request waited for here carries a chain (a sender that does
+        // not wait is on nobody's cycle: a handler that sends, then goes on,
+        // may be called back); `send` and the async calls build theirs.
+        debug_assert!(to.is_cell());
         let id = msg.id();
-        match crate::nest::departing(|| self.pool.wait_for(w, id)) {
+        match crate::nest::departing(|| self.pool.wait_for(w, id), true) {
             Ok(chain) => Ok(Envelope { payload: Payload::Message(msg), to, chain }),
             Err(e) => Err((e, msg)),
         }
@@ -644,10 +650,8 @@ impl<P: PoolItem> CallerHandle<P> {
     /// back if it is refused.
     pub(crate) fn send(&self, w: usize, msg: Message<P>, wait: bool) -> Result<(), (Error, Message<P>)> {
         let wait = if wait { Wait::Forever } else { Wait::No };
-        let env = self.depart(w, msg, ReplyTo::FORGET);
-        // Nobody waits for it.
-        crate::nest::arrived();
-        let env = env?;
+        // Not waited for here: no chain (`depart`).
+        let env = Envelope { payload: Payload::Message(msg), to: ReplyTo::FORGET, chain: None };
         match self.push(w, env, wait) {
             Ok(local) => {
                 drop(local);
@@ -683,16 +687,8 @@ impl<P: PoolItem> CallerHandle<P> {
         msg: Message<P>,
     ) -> Result<SlotRef<Outcome<P>>, (Error, Message<P>)> {
         let slot = self.local.borrow_mut().slots.alloc();
-        let departed = self.depart(w, msg, ReplyTo::slot(slot));
-        // The handler does not wait for it here (a future may, elsewhere).
-        crate::nest::arrived();
-        let env = match departed {
-            Ok(env) => env,
-            Err((e, msg)) => {
-                self.local.borrow_mut().slots.unused(slot);
-                return Err((e, msg));
-            }
-        };
+        // Not waited for here (a future may be, elsewhere): no chain.
+        let env = Envelope { payload: Payload::Message(msg), to: ReplyTo::slot(slot), chain: None };
         match self.push(w, env, Wait::No) {
             Ok(local) => {
                 drop(local);

@@ -106,9 +106,19 @@ impl<P: PoolItem> Core<P> {
             bump(&counters.requests, 1);
             self.reply_to_cell(result.map_err(Box::new), lane, barrier);
             lane.open.set(false);
+            self.after_reply(counters);
             return;
         }
         self.process_to(msg, to, &lane.slots, parent, counters);
+    }
+
+    /// A reply is out: requests deferred for items now free run
+    /// (`nest.rs`), after it, so that it never waits on them.
+    #[inline]
+    fn after_reply(&self, counters: &WorkerCounters) {
+        if !self.deferred.borrow().is_empty() {
+            self.run_ready_deferred(counters);
+        }
     }
 
     /// Refuses the request at the head of `lane`'s reply order with `error`.
@@ -140,7 +150,9 @@ impl<P: PoolItem> Core<P> {
             Destination::Slot(s) => {
                 // SAFETY: the caller named this slot, handed out by its slab,
                 // in this one request, and this is its one reply.
-                let left = unsafe { slot::publish(slots, s, result.map_err(Box::new)) };
+                // The task's waker runs in there: code outside any handler.
+                let left =
+                    self.levels.outside(|| unsafe { slot::publish(slots, s, result.map_err(Box::new)) });
                 if let Some(payload) = left.panic {
                     self.report(
                         Some(id),
@@ -157,6 +169,7 @@ impl<P: PoolItem> Core<P> {
                 Err(error) => self.unanswered(error, counters),
             },
         }
+        self.after_reply(counters);
     }
 
     /// Answers a question about the items here.
@@ -203,7 +216,8 @@ impl<P: PoolItem> Core<P> {
         match &self.error_handler {
             Some(h) => {
                 let h = h.clone();
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(error))) {
+                let handled = self.levels.outside(|| catch_unwind(AssertUnwindSafe(|| h(error))));
+                if let Err(payload) = handled {
                     self.report(None, format!("the error handler panicked: {}", take_panic_message(payload)));
                 }
             }
@@ -217,7 +231,8 @@ impl<P: PoolItem> Core<P> {
     #[cold]
     pub(super) fn wake_all(&self, wakers: &mut Vec<std::task::Waker>) {
         for waker in wakers.drain(..) {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            let woken = self.levels.outside(|| catch_unwind(AssertUnwindSafe(|| waker.wake())));
+            if let Err(payload) = woken {
                 self.report(None, format!("a task's waker panicked: {}", take_panic_message(payload)));
             }
         }
@@ -225,26 +240,13 @@ impl<P: PoolItem> Core<P> {
 
     fn report(&self, id: Option<u64>, message: String) {
         event!(error, worker = self.index, ?id, panic = %message, "a panic in user code");
-        report(&self.panic_handler, self.index, id, message);
+        self.levels.outside(|| report(&self.panic_handler, self.index, id, message));
     }
 
-    /// Runs `msg`, sent on behalf of the handler whose frame is `parent`,
-    /// then the requests deferred for its item meanwhile (`nest.rs`).
+    /// Runs `msg`, sent on behalf of the handler whose frame is `parent`.
+    /// Requests deferred for its item meanwhile are run once its reply is
+    /// out (`after_reply`).
     pub(super) fn handle(
-        &self,
-        msg: Message<P>,
-        parent: Option<FrameRef>,
-        counters: &WorkerCounters,
-    ) -> Result<Reply<P>, Error> {
-        let id = msg.id();
-        let result = self.run(msg, parent, counters);
-        if !self.deferred.borrow().is_empty() {
-            self.run_deferred(id, counters);
-        }
-        result
-    }
-
-    fn run(
         &self,
         msg: Message<P>,
         parent: Option<FrameRef>,
@@ -396,8 +398,10 @@ impl<P: PoolItem> Core<P> {
         Error::Panicked { id, message }
     }
 
+    /// Drops a user value (`drop_user`), as code outside any handler
+    /// (`Levels::outside`).
     pub(super) fn drop_user<T>(&self, value: T, id: Option<u64>, what: &str) {
-        drop_user(&self.panic_handler, self.index, value, id, what);
+        self.levels.outside(|| drop_user(&self.panic_handler, self.index, value, id, what));
     }
 }
 

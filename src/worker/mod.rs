@@ -210,13 +210,22 @@ impl<P: PoolItem> Host<P> {
         }
         // The cells taken are free: wake async callers waiting for room
         // (`room.rs`).
-        if n > 0 && lane.room.after_drain(barrier, &mut lane.woken.borrow_mut()) {
+        if n > 0 {
+            self.wake_room_after_drain(lane);
+        }
+        n
+    }
+
+    /// After requests were taken off `lane`: wakes async callers waiting
+    /// for room in its ring (`room.rs`).
+    #[inline]
+    fn wake_room_after_drain(&self, lane: &Lane<P>) {
+        if lane.room.after_drain(&self.pool.barrier, &mut lane.woken.borrow_mut()) {
             // Taken out while the wakers (runtime code) run.
             let mut woken = std::mem::take(&mut *lane.woken.borrow_mut());
             self.core.wake_all(&mut woken);
             *lane.woken.borrow_mut() = woken;
         }
-        n
     }
 
     /// A lane goes: tasks still waiting for room in its ring are woken

@@ -64,7 +64,7 @@ use crate::shared::{current_worker, Shared};
 use crate::slot::Slab;
 use crate::sync::barrier::Barrier;
 use crate::sync::Arc;
-use crate::wire::{Outcome, Payload, ReplyTo};
+use crate::wire::{Outcome, Payload, Query, ReplyTo};
 use std::any::Any;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -160,6 +160,20 @@ impl Levels {
         }
     }
 
+    /// Runs `f`, user code the worker runs outside any handler (a `Drop`, a
+    /// waker, the panic or error handler), as such: while a handler waits
+    /// lower on the stack, `f` is not taken for it (it neither serves, nor
+    /// calls inline, nor carries its chain, and its calls use lanes of
+    /// their own: `lane_level`).
+    pub(super) fn outside<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some((d, level)) = self.top().filter(|(_, l)| l.in_handler) else { return f() };
+        self.update(d, |l| l.in_handler = false);
+        let _back = Restore(self, d);
+        let r = f();
+        debug_assert!(self.levels[d].get().is_some_and(|l| l.id == level.id));
+        r
+    }
+
     /// The current handler's frame, published on first use.
     fn frame(&self, d: usize, level: Level) -> FrameRef {
         if let Some(f) = level.frame {
@@ -176,6 +190,16 @@ impl Levels {
         links.reverse();
         links.push(self.node(level.id).link());
         links
+    }
+}
+
+/// Marks level `.1` as in its handler again when dropped (`Levels::outside`,
+/// unwinding included).
+struct Restore<'a>(&'a Levels, usize);
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        self.0.update(self.1, |l| l.in_handler = true);
     }
 }
 
@@ -227,6 +251,14 @@ fn visit(
     nodes.len() - 1
 }
 
+/// What heads a ring, for a nested pass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Message,
+    Contains,
+    Ids,
+}
+
 /// What a deadlock search found.
 enum Search {
     /// No cycle through the request: it waits.
@@ -244,6 +276,8 @@ pub(super) struct Deferred<P: PoolItem> {
     /// The slab its slot (if any) belongs to, kept alive while it waits.
     slots: Arc<Slab<Outcome<P>>>,
     parent: Option<FrameRef>,
+    /// The lane it came on.
+    from: u32,
 }
 
 /// The deferred requests, by item, and the items whose queue is being run.
@@ -269,18 +303,46 @@ impl<P: PoolItem> Core<P> {
     /// is under way, lower on this thread), being constructed, or has
     /// requests deferred before it.
     fn blocked(&self, id: u64) -> bool {
-        let busy = self.items.borrow().get(&id).is_some_and(|c| c.try_borrow_mut().is_err());
-        busy || self.constructing.borrow().contains(&id) || self.deferred.borrow().queues.contains_key(&id)
+        self.busy(id) || self.deferred.borrow().queues.contains_key(&id)
+    }
+
+    /// Whether a request from lane `lane` (for item `id`, or any) is
+    /// deferred.
+    fn deferred_from(&self, lane: u32, id: Option<u64>) -> bool {
+        let d = self.deferred.borrow();
+        let mut queues = d.queues.iter().filter(|(i, _)| id.is_none_or(|id| **i == id));
+        queues.any(|(_, q)| q.iter().any(|e| e.from == lane))
     }
 
     fn defer(&self, id: u64, d: Deferred<P>) {
         self.deferred.borrow_mut().queues.entry(id).or_default().push_back(d);
     }
 
-    /// Item `id`'s handler has returned: runs its deferred requests, in
-    /// order (those deferred meanwhile too), unless an outer call of this
-    /// already does.
-    pub(super) fn run_deferred(&self, id: u64, counters: &crate::stats::WorkerCounters) {
+    /// Runs the deferred requests of every item that is free again (its
+    /// handler returned), each item's in order, those deferred meanwhile
+    /// too; not those of an item whose queue an outer call of this runs.
+    /// (Only busy items get deferred requests, so at most
+    /// [`MAX_DEPTH`] queues exist, and this recurses at most that deep.)
+    pub(super) fn run_ready_deferred(&self, counters: &crate::stats::WorkerCounters) {
+        loop {
+            let ready = {
+                let d = self.deferred.borrow();
+                d.queues.keys().copied().find(|id| !d.running.contains(id) && !self.busy(*id))
+            };
+            let Some(id) = ready else { break };
+            self.run_deferred(id, counters);
+        }
+    }
+
+    /// Whether item `id`'s handler or constructor is under way.
+    fn busy(&self, id: u64) -> bool {
+        self.items.borrow().get(&id).is_some_and(|c| c.try_borrow_mut().is_err())
+            || self.constructing.borrow().contains(&id)
+    }
+
+    /// Runs item `id`'s deferred requests, in order (those deferred
+    /// meanwhile too).
+    fn run_deferred(&self, id: u64, counters: &crate::stats::WorkerCounters) {
         {
             let mut d = self.deferred.borrow_mut();
             if !d.queues.contains_key(&id) || d.running.contains(&id) {
@@ -300,7 +362,7 @@ impl<P: PoolItem> Core<P> {
                 }
                 next
             };
-            let Some(Deferred { msg, to, slots, parent }) = next else { break };
+            let Some(Deferred { msg, to, slots, parent, .. }) = next else { break };
             self.process_to(msg, to, &slots, parent, counters);
         }
     }
@@ -348,18 +410,30 @@ impl<P: PoolItem> Host<P> {
         let mut n = 0;
         while n < max {
             // Entries that only say something of the next one are applied.
-            let Some((id, is_message)) = lane.head() else { break };
+            let Some((id, head)) = lane.head() else { break };
             let cell = lane.next_to.get().is_cell();
             if cell && lane.open.get() {
                 lane.stalled.set(mark);
                 break;
             }
-            if is_message && self.core.blocked(id) {
+            // A question waits for what this caller sent before it and is
+            // deferred (its item busy); nothing else (a busy item exists).
+            let asked_early = match head {
+                Head::Contains => self.core.deferred_from(lane.caller.lane, Some(id)),
+                Head::Ids => self.core.deferred_from(lane.caller.lane, None),
+                Head::Message => false,
+            };
+            if asked_early {
+                lane.stalled.set(mark);
+                break;
+            }
+            if head == Head::Message && self.core.blocked(id) {
                 if !cell {
                     let Some(Payload::Message(msg)) = lane.pop() else { break };
                     let to = lane.next_to.replace(ReplyTo::CELL);
                     let parent = lane.next_chain.take();
-                    self.core.defer(id, Deferred { msg, to, slots: lane.slots.clone(), parent });
+                    let from = lane.caller.lane;
+                    self.core.defer(id, Deferred { msg, to, slots: lane.slots.clone(), parent, from });
                     n += 1;
                     continue;
                 }
@@ -372,8 +446,10 @@ impl<P: PoolItem> Host<P> {
                     Search::Cycle(error) => {
                         let request = lane.pop();
                         lane.next_chain.set(None);
-                        self.core.drop_user(request, Some(id), "dropping a request refused as a cycle");
+                        // The answer first: the request's `Drop` is user code,
+                        // which may serve this lane again.
                         self.core.refuse(error, lane, barrier);
+                        self.core.drop_user(request, Some(id), "dropping a request refused as a cycle");
                         n += 1;
                         continue;
                     }
@@ -382,6 +458,10 @@ impl<P: PoolItem> Host<P> {
             let Some(payload) = lane.pop() else { break };
             self.core.process(payload, lane, counters, barrier);
             n += 1;
+        }
+        // The cells taken are free: wake async callers waiting for room.
+        if n > 0 {
+            self.wake_room_after_drain(lane);
         }
         n
     }
@@ -474,10 +554,12 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
         self.pool.id
     }
 
-    fn departing(&self, wait: Wait) -> Result<Option<FrameRef>, Error> {
+    fn departing(&self, wait: Wait, record: bool) -> Result<Option<FrameRef>, Error> {
         let target = &wait.target;
         let levels = &self.core.levels;
-        let Some((d, level)) = levels.top() else { return Ok(None) };
+        // Only a handler's calls carry its chain: code the worker runs
+        // between handlers, or in a hook, is not on it.
+        let Some((d, level)) = levels.top().filter(|(_, l)| l.in_handler) else { return Ok(None) };
         let me = levels.node(level.id);
         let on_chain = match level.parent {
             _ if me.same(target) => Ok(true),
@@ -499,42 +581,55 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
         // The frame first, then what it waits for, both before the request
         // leaves: a search that meets the request finds them (`chain.rs`).
         let frame = levels.frame(d, level);
-        levels.set_wait(d, Some(wait));
+        if record {
+            levels.set_wait(d, Some(wait));
+        }
         Ok(Some(frame))
     }
 
     fn arrived(&self) {
         let levels = &self.core.levels;
-        if let Some((d, _)) = levels.top() {
+        if let Some((d, _)) = levels.top().filter(|(_, l)| l.in_handler) {
             levels.set_wait(d, None);
         }
     }
 
     fn may_serve(&self) -> bool {
+        // At the bound no pass may start a handler a level deeper.
+        self.core.levels.top().is_some_and(|(d, l)| l.in_handler && d + 1 < MAX_DEPTH)
+    }
+
+    fn in_handler(&self) -> bool {
         self.core.levels.top().is_some_and(|(_, l)| l.in_handler)
     }
 
-    fn depth(&self) -> usize {
-        self.core.levels.depth.get()
+    fn lane_level(&self) -> usize {
+        // Code run between handlers, or in a hook, above level `d` uses the
+        // lanes of level `d + 1`: the handler of level `d` may have a call of
+        // its own in flight on those of level `d`.
+        match self.core.levels.top() {
+            Some((d, l)) if l.in_handler => d + 1,
+            Some((d, _)) => d + 2,
+            None => 0,
+        }
     }
 
-    fn begin_wait(&self, wait: Wait) -> u64 {
+    fn begin_wait(&self, wait: Option<Wait>) -> u64 {
         let levels = &self.core.levels;
         let mark = levels.marks.get() + 1;
         levels.marks.set(mark);
-        if let Some((d, level)) = levels.top() {
-            // Published already (the call left with it), unless the wait is
-            // for a request sent before (a batch).
+        if let (Some(wait), Some((d, level))) = (wait, levels.top()) {
+            // Published already, unless the call left before (a batch's).
             levels.frame(d, level);
             levels.set_wait(d, Some(wait));
         }
         levels.wait_mark.replace(mark)
     }
 
-    fn end_wait(&self, previous: u64) {
+    fn end_wait(&self, previous: u64, waited: bool) {
         let levels = &self.core.levels;
         levels.wait_mark.set(previous);
-        if let Some((d, _)) = levels.top() {
+        if let (true, Some((d, _))) = (waited, levels.top()) {
             levels.set_wait(d, None);
         }
     }
@@ -545,6 +640,20 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
 
     fn has_work(&self) -> bool {
         self.has_unstalled_work()
+    }
+
+    #[cfg(not(shardpool_loom))]
+    fn stalled(&self) -> bool {
+        let mark = self.core.levels.wait_mark.get();
+        self.lanes.any(|l| l.stalled.get() == mark && !l.is_empty())
+    }
+
+    #[cfg(not(shardpool_loom))]
+    fn restall(&self) {
+        let levels = &self.core.levels;
+        let mark = levels.marks.get() + 1;
+        levels.marks.set(mark);
+        levels.wait_mark.set(mark);
     }
 
     fn pending(&self) -> bool {
@@ -575,7 +684,7 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
 /// Whether the calling thread is a worker of pool `pool` in a handler that
 /// may call one of its own items inline.
 pub(crate) fn may_inline(pool: u64) -> bool {
-    crate::nest::with_host(|h| h.pool_id() == pool && h.may_serve()).unwrap_or(false)
+    crate::nest::with_host(|h| h.pool_id() == pool && h.in_handler()).unwrap_or(false)
 }
 
 /// Runs `msg`, for an item of the calling worker of `pool`, inline (module
@@ -624,15 +733,15 @@ impl<P: PoolItem> Host<P> {
 }
 
 impl<P: PoolItem> Lane<P> {
-    /// The head of the ring, for a nested pass: its item's id and whether
-    /// it is a message (not a question), after applying (and taking off)
-    /// the entries that only say something of it. `None` if the ring is
-    /// empty.
-    fn head(&self) -> Option<(u64, bool)> {
+    /// The head of the ring, for a nested pass: its item's id and what it
+    /// is, after applying (and taking off) the entries that only say
+    /// something of it. `None` if the ring is empty.
+    fn head(&self) -> Option<(u64, Head)> {
         loop {
             match self.peek(|p| match p {
-                Payload::Message(m) => Some((m.id(), true)),
-                Payload::Query(_) => Some((p.id(), false)),
+                Payload::Message(m) => Some((m.id(), Head::Message)),
+                Payload::Query(Query::Contains(id)) => Some((*id, Head::Contains)),
+                Payload::Query(Query::Ids(_)) => Some((0, Head::Ids)),
                 Payload::Redirect(_) | Payload::Chain(_) => None,
             })? {
                 Some(head) => return Some(head),

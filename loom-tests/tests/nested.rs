@@ -1,0 +1,160 @@
+//! Nested calls (`src/nest.rs`, `src/worker/nest.rs`): a worker whose
+//! handler waits on a call serves its other lanes meanwhile, defers a
+//! request for the waiting item and runs it when the item's handler
+//! returns, runs a call to its own item inline, refuses a cycle, and shuts
+//! down in the middle of a wait. Each model runs the real pool; a worker
+//! that stopped serving, or slept through a request, leaves loom with every
+//! thread parked: a deadlock, which it reports.
+#![cfg(shardpool_loom)]
+
+use loom_tests::{check, Preemptions};
+use shardpool::{AddRequest, Error, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+type Cell = Arc<OnceLock<Weak<ThreadPool<Relay>>>>;
+
+/// An item that passes a call along a path, and keeps a log.
+struct Relay {
+    pool: Cell,
+    log: Vec<u64>,
+}
+
+enum Api {
+    /// Call the first item of the path with the rest; answer with what it
+    /// answered (or with the error).
+    Path(Vec<u64>),
+    Record(u64),
+    Log,
+}
+
+impl PoolItem for Relay {
+    type Init = Cell;
+    type Api = Api;
+    type Response = Result<Vec<u64>, Error>;
+    type ThreadState = ();
+
+    fn new_pool_item(_id: u64, pool: Cell) -> Result<Self, NewItemError> {
+        Ok(Relay { pool, log: Vec::new() })
+    }
+
+    fn process_message(&mut self, request: Api) -> Result<Vec<u64>, Error> {
+        match request {
+            Api::Path(path) => match path.split_first() {
+                None => Ok(self.log.clone()),
+                Some((&next, rest)) => {
+                    let pool = self.pool.get().and_then(Weak::upgrade).expect("the pool");
+                    pool.send_and_receive_once(Call(next, Api::Path(rest.to_vec())))?
+                }
+            },
+            Api::Record(v) => {
+                self.log.push(v);
+                Ok(self.log.clone())
+            }
+            Api::Log => Ok(self.log.clone()),
+        }
+    }
+}
+
+struct Call(u64, Api);
+
+impl Request<Relay> for Call {
+    type Response = Result<Vec<u64>, Error>;
+    fn into_message(self) -> Message<Relay> {
+        Message::Call { id: self.0, request: self.1 }
+    }
+    fn from_reply(reply: Reply<Relay>) -> Option<Self::Response> {
+        match reply {
+            Reply::Response(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A pool of `workers` (item `id` on worker `id % workers`) with items
+/// `0..items`, set up as `loom_tests::builder`'s: no spinning, a ring per
+/// push. Shut down by the model (dropping it would, too).
+fn relays(workers: usize, items: u64) -> Arc<ThreadPool<Relay>> {
+    let pool = Arc::new(
+        ThreadPool::<Relay>::builder()
+            .workers(workers)
+            .ring_capacity(2)
+            .caller_spin(Duration::ZERO)
+            .worker_spin(Duration::ZERO)
+            .pinning(Pinning::Off)
+            .membarrier(false)
+            .build()
+            .expect("a pool builds under loom"),
+    );
+    let cell = Cell::default();
+    cell.set(Arc::downgrade(&pool)).unwrap();
+    for id in 0..items {
+        pool.send_and_receive_once(AddRequest::new(id, cell.clone())).unwrap();
+    }
+    pool
+}
+
+/// Item 0 (worker 0) calls item 1 (worker 1), which calls item 2, on
+/// worker 0: worker 0 must serve it while item 0 waits.
+#[test]
+fn a_worker_waiting_on_a_call_serves_the_call_that_answers_it() {
+    check(Preemptions::AtMost(2), || {
+        let pool = relays(2, 3);
+        assert_eq!(pool.send_and_receive_once(Call(0, Api::Path(vec![1, 2]))).unwrap(), Ok(vec![]));
+        pool.shutdown().unwrap();
+    });
+}
+
+/// Item 0 calls item 2, on its own worker: run inline. Then 0 calls 1,
+/// which calls 0: refused as a cycle before it leaves, and nothing waits.
+#[test]
+fn a_call_to_the_same_worker_runs_inline_and_a_cycle_is_refused() {
+    check(Preemptions::AtMost(2), || {
+        let pool = relays(2, 3);
+        assert_eq!(pool.send_and_receive_once(Call(0, Api::Path(vec![2]))).unwrap(), Ok(vec![]));
+        match pool.send_and_receive_once(Call(0, Api::Path(vec![1, 0]))).unwrap() {
+            Err(Error::Cycle { id: 0, chain }) => {
+                assert_eq!(chain.iter().map(|l| l.id).collect::<Vec<_>>(), [0, 1, 0])
+            }
+            other => panic!("{other:?}"),
+        }
+        pool.shutdown().unwrap();
+    });
+}
+
+/// While item 0 waits on item 1, another thread sends item 0 a record
+/// (deferred if it comes while 0 waits: taken off the ring, run when 0's
+/// handler returns) and then asks for its log (left in the ring until 0
+/// is free): the log has the record, whichever way the race went.
+#[test]
+fn a_request_for_a_waiting_item_is_deferred_and_run_after_it_in_order() {
+    check(Preemptions::AtMost(1), || {
+        let pool = relays(2, 2);
+        let other = pool.clone();
+        let t = loom::thread::spawn(move || {
+            other.send(Call(0, Api::Record(7))).unwrap();
+            other.send_and_receive_once(Call(0, Api::Log)).unwrap()
+        });
+        assert!(pool.send_and_receive_once(Call(0, Api::Path(vec![1]))).unwrap().is_ok());
+        assert_eq!(t.join().unwrap(), Ok(vec![7]));
+        pool.shutdown().unwrap();
+    });
+}
+
+/// Shutdown while item 0's handler waits on item 1: the call is answered
+/// (or refused, if the gate closed first), the nested call too, and the
+/// pool shuts down.
+#[test]
+fn shutdown_while_a_handler_waits_answers_or_refuses_and_does_not_hang() {
+    check(Preemptions::AtMost(1), || {
+        let pool = relays(2, 2);
+        let other = pool.clone();
+        let t = loom::thread::spawn(move || other.shutdown());
+        match pool.send_and_receive_once(Call(0, Api::Path(vec![1]))) {
+            Ok(Ok(log)) => assert_eq!(log, Vec::<u64>::new()),
+            Ok(Err(Error::Shutdown)) | Err(Error::Shutdown) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.join().unwrap(), Ok(()));
+    });
+}
