@@ -159,9 +159,12 @@ pub enum Error {
     },
     /// A call from an item's handler whose target waits on that very call:
     /// the target is on the chain of handlers the call is made for (A calls
-    /// B, B calls A), or is itself waiting, on this worker, on a call that
-    /// waits on this one. Answered at once, instead of waiting for ever;
-    /// nothing was run by the target.
+    /// B, B calls A), or it waits, through other items, on that chain (two
+    /// independent calls crossing, A waiting on B while B waits on A). That
+    /// includes waits a worker's stack makes: a handler that waits lets its
+    /// worker run others above it, and resumes only once they have returned,
+    /// so it waits on what they wait on too. Answered at once, instead of
+    /// waiting for ever; nothing was run by the target.
     ///
     /// `chain` names the calls, outermost first, as far as they are known,
     /// and ends with the target. (A handler whose call is answered this way

@@ -163,7 +163,10 @@ impl<P: PoolItem> ThreadPool<P> {
     /// [`Error::Full`] if the ring had no room for it until then (nothing
     /// was sent). Order is kept: a later request from this thread to the
     /// same item is processed after it. The deadline may be overshot by
-    /// about a millisecond (the pauses of the wait for room).
+    /// about a millisecond (the pauses of the wait for room); from an item's
+    /// handler, by as long as the handlers its worker runs meanwhile take
+    /// (a waiting handler resumes after them: see the README's "Items
+    /// calling items").
     ///
     /// ```
     /// use shardpool::{pool_item, Error, ThreadPool};
