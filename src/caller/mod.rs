@@ -386,6 +386,14 @@ impl<P: PoolItem> CallerHandle<P> {
         &self.shared
     }
 
+    /// Whether this handle serves a level of a worker thread (`handle`):
+    /// only then may a call from it be nested (a thread's level-0 handle
+    /// is used off any handler, where nothing of `nest.rs` applies).
+    #[inline]
+    fn nested(&self) -> bool {
+        self.level > 0
+    }
+
     /// Announces to worker `w` that this caller's ring has work.
     #[inline]
     fn notify(&self, w: usize) {
@@ -453,7 +461,7 @@ impl<P: PoolItem> CallerHandle<P> {
                 local.links[idx as usize].abandoned = true;
                 return (local, None, slept);
             }
-            if crate::nest::may_serve() {
+            if self.nested() && crate::nest::may_serve() {
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
                 let target = id.map(|id| self.pool.wait_for(w, id));
@@ -609,7 +617,9 @@ impl<P: PoolItem> CallerHandle<P> {
         let item = matches!(env.payload, Payload::Message(_)).then_some(id);
         let pushed = self.push(w, env, wait);
         let Ok(mut local) = pushed else {
-            crate::nest::arrived();
+            if self.nested() {
+                crate::nest::arrived();
+            }
             return Err(pushed.err().map(|(e, env)| (e, Some(env))).expect("an error"));
         };
         let idx = local.alloc();
@@ -619,7 +629,9 @@ impl<P: PoolItem> CallerHandle<P> {
         let discard = local.take_discarded();
         drop(local);
         drop(discard);
-        crate::nest::arrived();
+        if self.nested() {
+            crate::nest::arrived();
+        }
         self.after_wait(slept);
         outcome.ok_or_else(|| (Error::Timeout { id }, None))
     }
@@ -638,6 +650,9 @@ impl<P: PoolItem> CallerHandle<P> {
         // not wait is on nobody's cycle: a handler that sends, then goes on,
         // may be called back); `send` and the async calls build theirs.
         debug_assert!(to.is_cell());
+        if !self.nested() {
+            return Ok(Envelope { payload: Payload::Message(msg), to, chain: None });
+        }
         let id = msg.id();
         match crate::nest::departing(|| self.pool.wait_for(w, id), true) {
             Ok(chain) => Ok(Envelope { payload: Payload::Message(msg), to, chain }),

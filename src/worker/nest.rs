@@ -77,18 +77,22 @@ struct Level {
     parent: Option<FrameRef>,
     /// Its own frame, once a call it made published it.
     frame: Option<FrameRef>,
-    /// What it waits for, while it does.
-    wait: Option<Wait>,
     /// Whether it is in its handler proper (not in a hook, which holds the
     /// thread state): only then may it serve while it waits, or call inline.
     in_handler: bool,
 }
 
-/// The thread's levels, innermost last.
+/// The thread's levels, innermost last: each field a `Cell` per level, so
+/// that the worker's path through a request (enter a level, mark its
+/// handler proper, leave) writes a few words and copies no `Level`.
 pub(super) struct Levels {
     pool: u64,
     name: &'static str,
-    levels: [Cell<Option<Level>>; MAX_DEPTH],
+    ids: [Cell<u64>; MAX_DEPTH],
+    parents: [Cell<Option<FrameRef>>; MAX_DEPTH],
+    frames: [Cell<Option<FrameRef>>; MAX_DEPTH],
+    waits: [Cell<Option<Wait>>; MAX_DEPTH],
+    in_handler: [Cell<bool>; MAX_DEPTH],
     depth: Cell<usize>,
     /// This thread's stack of frames.
     lease: Lease,
@@ -102,7 +106,11 @@ impl Levels {
         Self {
             pool,
             name,
-            levels: std::array::from_fn(|_| Cell::new(None)),
+            ids: std::array::from_fn(|_| Cell::new(0)),
+            parents: std::array::from_fn(|_| Cell::new(None)),
+            frames: std::array::from_fn(|_| Cell::new(None)),
+            waits: std::array::from_fn(|_| Cell::new(None)),
+            in_handler: std::array::from_fn(|_| Cell::new(false)),
             depth: Cell::new(0),
             lease,
             wait_mark: Cell::new(0),
@@ -115,37 +123,46 @@ impl Levels {
     }
 
     /// Enters a level for item `id`, answering the call of frame `parent`.
-    /// `None` past the bound (not reached: no call leaves a level at it).
+    /// `None` past the bound (not reached: no pass serves at the bound, and
+    /// no call leaves a level at it).
     #[inline]
     pub(super) fn enter(&self, id: u64, parent: Option<FrameRef>) -> Option<LevelGuard<'_>> {
         let d = self.depth.get();
         if d == MAX_DEPTH {
-            debug_assert!(false, "a level past MAX_DEPTH");
             return None;
         }
-        self.levels[d].set(Some(Level { id, parent, frame: None, wait: None, in_handler: false }));
+        self.ids[d].set(id);
+        self.parents[d].set(parent);
+        self.frames[d].set(None);
+        self.waits[d].set(None);
+        self.in_handler[d].set(false);
         self.depth.set(d + 1);
         Some(LevelGuard(self, d))
     }
 
+    /// The innermost level: its index and a copy of it.
     fn top(&self) -> Option<(usize, Level)> {
-        let d = self.depth.get();
-        let level = self.levels.get(d.checked_sub(1)?)?.get()?;
-        Some((d - 1, level))
+        let d = self.depth.get().checked_sub(1)?;
+        let level = Level {
+            id: self.ids[d].get(),
+            parent: self.parents[d].get(),
+            frame: self.frames[d].get(),
+            in_handler: self.in_handler[d].get(),
+        };
+        Some((d, level))
     }
 
-    fn update(&self, d: usize, f: impl FnOnce(&mut Level)) {
-        if let Some(mut level) = self.levels[d].get() {
-            f(&mut level);
-            self.levels[d].set(Some(level));
-        }
+    /// Whether the innermost level is in its handler proper.
+    #[inline]
+    fn top_in_handler(&self) -> Option<usize> {
+        let d = self.depth.get().checked_sub(1)?;
+        self.in_handler[d].get().then_some(d)
     }
 
     /// Records what the handler of level `d` waits for (`None`: nothing),
     /// in the level and, if published, in its frame.
     fn set_wait(&self, d: usize, wait: Option<Wait>) {
-        let Some(level) = self.levels[d].get() else { return };
-        let same = match (level.wait, wait) {
+        let same = match (self.waits[d].get(), wait) {
             (None, None) => true,
             (Some(a), Some(b)) => a.target.same(&b.target),
             _ => false,
@@ -154,8 +171,8 @@ impl Levels {
             // The frame says so already (a call's wait, after its departure).
             return;
         }
-        self.update(d, |l| l.wait = wait);
-        if level.frame.is_some() {
+        self.waits[d].set(wait);
+        if self.frames[d].get().is_some() {
             self.lease.stack().set_wait(d, wait);
         }
     }
@@ -165,13 +182,12 @@ impl Levels {
     /// lower on the stack, `f` is not taken for it (it neither serves, nor
     /// calls inline, nor carries its chain, and its calls use lanes of
     /// their own: `lane_level`).
+    #[inline]
     pub(super) fn outside<R>(&self, f: impl FnOnce() -> R) -> R {
-        let Some((d, level)) = self.top().filter(|(_, l)| l.in_handler) else { return f() };
-        self.update(d, |l| l.in_handler = false);
+        let Some(d) = self.top_in_handler() else { return f() };
+        self.in_handler[d].set(false);
         let _back = Restore(self, d);
-        let r = f();
-        debug_assert!(self.levels[d].get().is_some_and(|l| l.id == level.id));
-        r
+        f()
     }
 
     /// The current handler's frame, published on first use.
@@ -180,7 +196,7 @@ impl Levels {
             return f;
         }
         let f = self.lease.stack().publish(d, &self.node(level.id), level.parent);
-        self.update(d, |l| l.frame = Some(f));
+        self.frames[d].set(Some(f));
         f
     }
 
@@ -199,7 +215,7 @@ struct Restore<'a>(&'a Levels, usize);
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        self.0.update(self.1, |l| l.in_handler = true);
+        self.0.in_handler[self.1].set(true);
     }
 }
 
@@ -210,7 +226,7 @@ impl LevelGuard<'_> {
     /// Marks the level as in its handler proper (or not, in a hook).
     #[inline]
     pub(super) fn in_handler(&self, yes: bool) {
-        self.0.update(self.1, |l| l.in_handler = yes);
+        self.0.in_handler[self.1].set(yes);
     }
 }
 
@@ -218,13 +234,12 @@ impl Drop for LevelGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let Self(levels, d) = *self;
-        if let Some(Level { frame: Some(f), wait, .. }) = levels.levels[d].get() {
-            if wait.is_some() {
+        if let Some(f) = levels.frames[d].get() {
+            if levels.waits[d].get().is_some() {
                 levels.lease.stack().set_wait(d, None);
             }
             levels.lease.stack().pop(d, f);
         }
-        levels.levels[d].set(None);
         levels.depth.set(d);
     }
 }
@@ -596,11 +611,11 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
 
     fn may_serve(&self) -> bool {
         // At the bound no pass may start a handler a level deeper.
-        self.core.levels.top().is_some_and(|(d, l)| l.in_handler && d + 1 < MAX_DEPTH)
+        self.core.levels.top_in_handler().is_some_and(|d| d + 1 < MAX_DEPTH)
     }
 
     fn in_handler(&self) -> bool {
-        self.core.levels.top().is_some_and(|(_, l)| l.in_handler)
+        self.core.levels.top_in_handler().is_some()
     }
 
     fn lane_level(&self) -> usize {
