@@ -102,6 +102,12 @@ enum GraphApi {
     Log,
     /// Call item `id + 1` of this pool with one less, until none is left.
     Descend(usize),
+    /// Send item `.0` a record of `.1`, with no reply; answer with this
+    /// item's log.
+    Poke(u64, u64),
+    /// Call each item with its request, in order; answer with the last
+    /// answer.
+    Seq(Vec<(u64, GraphApi)>),
 }
 
 enum GraphResponse {
@@ -109,6 +115,7 @@ enum GraphResponse {
     Held(Result<Vec<u64>, Error>),
     Log(Vec<u64>),
     Depth(Result<usize, Error>),
+    Last(Result<Box<GraphResponse>, Error>),
 }
 
 impl PoolItem for Graph {
@@ -145,6 +152,18 @@ impl PoolItem for Graph {
                 GraphResponse::Log(self.log.clone())
             }
             GraphApi::Log => GraphResponse::Log(self.log.clone()),
+            GraphApi::Poke(to, v) => {
+                self.pools[self.pool].upgrade().unwrap().send(Record(to, v)).unwrap();
+                GraphResponse::Log(self.log.clone())
+            }
+            GraphApi::Seq(calls) => {
+                let pool = self.pools[self.pool].upgrade().unwrap();
+                let mut last = Err(Error::UnknownId { id: u64::MAX });
+                for (id, api) in calls {
+                    last = pool.send_and_receive_once(Raw(id, api)).map(Box::new);
+                }
+                GraphResponse::Last(last)
+            }
             GraphApi::Descend(left) => {
                 if left == 0 {
                     return GraphResponse::Depth(Ok(0));
@@ -195,6 +214,21 @@ impl Request<Graph> for Run {
     fn from_reply(reply: Reply<Graph>) -> Option<Visit> {
         match reply {
             Reply::Response(GraphResponse::Visit(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Any request, answered with the item's response as it is.
+struct Raw(u64, GraphApi);
+impl Request<Graph> for Raw {
+    type Response = GraphResponse;
+    fn into_message(self) -> Message<Graph> {
+        Message::Call { id: self.0, request: self.1 }
+    }
+    fn from_reply(reply: Reply<Graph>) -> Option<GraphResponse> {
+        match reply {
+            Reply::Response(r) => Some(r),
             _ => None,
         }
     }
@@ -553,4 +587,28 @@ fn shutdown_while_an_item_waits_on_a_nested_call_answers_it_and_refuses_new_call
     assert_eq!(within(60, move || outer.join().unwrap()).unwrap(), Ok(vec![]));
     within(60, move || hold1.join().unwrap()).unwrap().unwrap();
     assert_eq!(within(60, move || closing.join().unwrap()), Ok(()));
+}
+
+#[test]
+fn an_item_called_inline_again_after_a_request_was_deferred_for_it_runs_that_request_first() {
+    // Item 0 (worker 0) calls item 2 inline; item 2 calls item 1 (worker
+    // 1), which sends item 2 a record while item 2 waits: deferred. Item 0
+    // then calls item 2 inline again: the record, sent before, runs first,
+    // and the call is not taken for a cycle (item 2 is not busy, only owed
+    // a request).
+    let p = pools(&[2], 3);
+    let first = GraphApi::Seq(vec![(1, GraphApi::Poke(2, 9))]);
+    let script = GraphApi::Seq(vec![(2, first), (2, GraphApi::Log)]);
+    let got = within(60, {
+        let p = p[0].clone();
+        move || p.send_and_receive_once(Raw(0, script)).unwrap()
+    });
+    match got {
+        GraphResponse::Last(Ok(log)) => match *log {
+            GraphResponse::Log(log) => assert_eq!(log, [9]),
+            _ => panic!("not a log"),
+        },
+        GraphResponse::Last(Err(e)) => panic!("{e}"),
+        _ => panic!("not a sequence"),
+    }
 }

@@ -728,7 +728,13 @@ impl<P: PoolItem> Host<P> {
             self.core.drop_user(msg, Some(id), "dropping a request refused at shutdown");
             return Err(Box::new(Error::Shutdown));
         }
-        if self.core.blocked(id) {
+        let counters = self.counters();
+        if !self.core.busy(id) {
+            // Owed requests deferred while it was busy (its own inline call
+            // returned, its reply no lane's): they were sent first.
+            self.core.run_deferred(id, counters);
+        }
+        if self.core.busy(id) {
             // Busy lower on this very stack: it waits on us.
             self.core.drop_user(msg, Some(id), "dropping a request refused as a cycle");
             let mut chain = levels.chain(&level);
@@ -740,7 +746,6 @@ impl<P: PoolItem> Host<P> {
             return Err(Box::new(Error::TooDeep { id, depth: d + 1 }));
         }
         let frame = levels.frame(d, level);
-        let counters = self.counters();
         let result = self.core.handle(msg, Some(frame), counters);
         crate::sync::atomic::bump(&counters.requests, 1);
         result.map_err(Box::new)
