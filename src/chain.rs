@@ -241,12 +241,8 @@ impl FrameRef {
         if f.gen.load(Ordering::Relaxed) != self.gen {
             return None;
         }
-        // SAFETY: the two words were stored together from one `&'static
-        // str` (`Stack::publish`), and R1..R4 showed that they are that
-        // publication's, unmixed with another's.
-        let name = unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr as *const u8, name_len))
-        };
+        // SAFETY: R1..R4 showed both words are of one publication.
+        let name = unsafe { name_of(name_ptr, name_len) };
         let parent = (parent != 0).then(|| FrameRef {
             // SAFETY: a parent address is only ever that of a `Frame` of a
             // stack, and stacks are never freed (module docs).
@@ -256,60 +252,70 @@ impl FrameRef {
         Some((Node { pool, id, name }, parent))
     }
 
-    /// Whether `target` is on the chain that starts at this frame: the
-    /// answer, or `Err` if the chain is longer than [`MAX_CHAIN`].
-    pub(crate) fn contains(self, target: &Node) -> Result<bool, usize> {
+    /// The items on the chain from this frame up, innermost first, as far
+    /// as they can be read, and at most [`MAX_CHAIN`] of them.
+    pub(crate) fn nodes(self) -> impl Iterator<Item = Node> {
         let mut at = Some(self);
-        let mut hops = 0;
-        while let Some(r) = at {
-            let Some((node, parent)) = r.read() else { return Ok(false) };
+        std::iter::from_fn(move || {
+            let (node, parent) = at?.read()?;
+            at = parent;
+            Some(node)
+        })
+        .take(MAX_CHAIN)
+    }
+
+    /// Whether `target` is on the chain that starts at this frame: the
+    /// answer, or `Err` if [`MAX_CHAIN`] links were read without finding it.
+    pub(crate) fn contains(self, target: &Node) -> Result<bool, usize> {
+        let mut read = 0;
+        for node in self.nodes() {
             if node.same(target) {
                 return Ok(true);
             }
-            hops += 1;
-            if hops >= MAX_CHAIN {
-                return Err(hops);
-            }
-            at = parent;
+            read += 1;
         }
-        Ok(false)
+        if read == MAX_CHAIN {
+            Err(read)
+        } else {
+            Ok(false)
+        }
     }
 
-    /// The chain from this frame up, innermost first, as far as it can be
-    /// read (at most [`MAX_CHAIN`] links). Allocates: for errors only.
+    /// The chain from this frame up, innermost first (`nodes`). Allocates:
+    /// for errors only.
     pub(crate) fn links(self) -> Vec<ChainLink> {
-        let mut out = Vec::new();
-        let mut at = Some(self);
-        while let Some(r) = at {
-            let Some((node, parent)) = r.read() else { break };
-            out.push(node.link());
-            if out.len() >= MAX_CHAIN {
-                break;
-            }
-            at = parent;
-        }
-        out
+        self.nodes().map(|n| n.link()).collect()
     }
+}
 
-    /// Calls `f` with each item on the chain from this frame up, innermost
-    /// first, until it returns `true` (then returns `true`), for at most
-    /// [`MAX_CHAIN`] links.
-    pub(crate) fn any(self, mut f: impl FnMut(&Node) -> bool) -> bool {
-        let mut at = Some(self);
-        let mut hops = 0;
-        while let Some(r) = at {
-            let Some((node, parent)) = r.read() else { return false };
-            if f(&node) {
-                return true;
-            }
-            hops += 1;
-            if hops >= MAX_CHAIN {
-                return false;
-            }
-            at = parent;
-        }
-        false
-    }
+/// W1..W4 of the module docs on generation word `gen`, with `write` as W3
+/// (Relaxed stores of the fields it guards). Only the slot's owner calls
+/// this. Returns the generation published.
+fn write_locked(gen: &AtomicU64, write: impl FnOnce()) -> u64 {
+    let g0 = gen.load(Ordering::Relaxed);
+    // W1.
+    gen.store(g0 + 1, Ordering::Relaxed);
+    // W2. Release fence: pairs with a reader's Acquire fence (R3), so a
+    // reader that saw any field stored below sees W1 or later at R4.
+    fence(Ordering::Release);
+    // W3.
+    write();
+    // W4. Release: pairs with a reader's Acquire load (R1).
+    gen.store(g0 + 2, Ordering::Release);
+    g0 + 2
+}
+
+/// The name stored as a pointer and a length by [`Stack::publish`].
+///
+/// # Safety
+///
+/// Both words were read from one publication of one frame (its
+/// generation unchanged around the reads), so they are the parts of one
+/// `&'static str`.
+unsafe fn name_of(ptr: usize, len: usize) -> &'static str {
+    // SAFETY: the caller's promise: a `&'static str`'s own pointer and
+    // length, so valid UTF-8, live for ever.
+    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr as *const u8, len)) }
 }
 
 /// A frame as a deadlock search read it (`Stack::active`).
@@ -341,22 +347,16 @@ impl Stack {
     /// behalf of `parent`. Only the thread that leased the stack calls this.
     pub(crate) fn publish(&'static self, level: usize, node: &Node, parent: Option<FrameRef>) -> FrameRef {
         let f = &self.frames[level];
-        let g0 = f.gen.load(Ordering::Relaxed);
-        // W1.
-        f.gen.store(g0 + 1, Ordering::Relaxed);
-        // W2. Release fence: pairs with a reader's Acquire fence (R3).
-        fence(Ordering::Release);
-        // W3.
-        f.pool.store(node.pool, Ordering::Relaxed);
-        f.id.store(node.id, Ordering::Relaxed);
-        f.name_ptr.store(node.name.as_ptr() as usize, Ordering::Relaxed);
-        f.name_len.store(node.name.len(), Ordering::Relaxed);
         let (p, pg) = parent.map_or((0, 0), |p| (p.frame as *const Frame as usize, p.gen));
-        f.parent.store(p, Ordering::Relaxed);
-        f.parent_gen.store(pg, Ordering::Relaxed);
-        // W4. Release: pairs with a reader's Acquire load (R1).
-        f.gen.store(g0 + 2, Ordering::Release);
-        FrameRef { frame: f, gen: g0 + 2 }
+        let gen = write_locked(&f.gen, || {
+            f.pool.store(node.pool, Ordering::Relaxed);
+            f.id.store(node.id, Ordering::Relaxed);
+            f.name_ptr.store(node.name.as_ptr() as usize, Ordering::Relaxed);
+            f.name_len.store(node.name.len(), Ordering::Relaxed);
+            f.parent.store(p, Ordering::Relaxed);
+            f.parent_gen.store(pg, Ordering::Relaxed);
+        });
+        FrameRef { frame: f, gen }
     }
 
     /// Records what the frame of level `level` (published) waits for, or
@@ -364,19 +364,15 @@ impl Stack {
     /// the frame's wait fields.
     pub(crate) fn set_wait(&self, level: usize, wait: Option<Wait>) {
         let f = &self.frames[level];
-        let g0 = f.wait_gen.load(Ordering::Relaxed);
-        f.wait_gen.store(g0 + 1, Ordering::Relaxed);
-        // Release fence: pairs with a reader's Acquire fence.
-        fence(Ordering::Release);
         let (pool, id, host) = match wait {
             Some(w) => (w.target.pool, w.target.id, w.host.map_or(0, |h| h as *const Stack as usize)),
             None => (0, 0, 0),
         };
-        f.target_pool.store(pool, Ordering::Relaxed);
-        f.target_id.store(id, Ordering::Relaxed);
-        f.target_host.store(host, Ordering::Relaxed);
-        // Release: pairs with a reader's Acquire load of `wait_gen`.
-        f.wait_gen.store(g0 + 2, Ordering::Release);
+        write_locked(&f.wait_gen, || {
+            f.target_pool.store(pool, Ordering::Relaxed);
+            f.target_id.store(id, Ordering::Relaxed);
+            f.target_host.store(host, Ordering::Relaxed);
+        });
     }
 
     /// The active frames of this stack, innermost last, as far as they can
@@ -403,11 +399,9 @@ impl Stack {
             if f.gen.load(Ordering::Relaxed) != gen || f.wait_gen.load(Ordering::Relaxed) != wait_gen {
                 return None;
             }
-            // SAFETY: as in `FrameRef::read`: both words of one `&'static
-            // str`, read within one publication.
-            let name = unsafe {
-                std::str::from_utf8_unchecked(std::slice::from_raw_parts(name_ptr as *const u8, name_len))
-            };
+            // SAFETY: the generations before and after showed both words are
+            // of one publication.
+            let name = unsafe { name_of(name_ptr, name_len) };
             let waits = (target_pool != 0).then(|| Wait {
                 target: Node { pool: target_pool, id: target_id, name: "" },
                 // SAFETY: only ever the address of a stack, and stacks are

@@ -195,22 +195,11 @@ pub(crate) trait ReplySleep {
     fn barrier(&self) -> Barrier;
 }
 
-/// What ended a [`wait`].
-pub(crate) enum Waited {
-    /// The reply is there (or, for `pause`, the condition holds).
-    Ready,
-    /// The deadline passed first.
-    TimedOut,
-}
-
-/// Waits for a reply while serving this thread's worker, if the calling
-/// thread is a worker in a handler that may serve; `None` otherwise (the
-/// caller waits its own way). Returns whether it slept, with the outcome.
-pub(crate) fn wait(
-    sleep: &dyn ReplySleep,
-    target: Option<Wait>,
-    deadline: Option<Instant>,
-) -> Option<(Waited, bool)> {
+/// Waits for a reply (or `deadline`) while serving this thread's worker, if
+/// the calling thread is a worker in a handler that may serve; `None`
+/// otherwise (the caller waits its own way). Returns whether it slept (the
+/// caller looks for its reply, and at the clock, itself).
+pub(crate) fn wait(sleep: &dyn ReplySleep, target: Option<Wait>, deadline: Option<Instant>) -> Option<bool> {
     with_host(|h| h.may_serve().then(|| serve_until(h, sleep, target, deadline))).flatten()
 }
 
@@ -219,19 +208,16 @@ fn serve_until(
     sleep: &dyn ReplySleep,
     target: Option<Wait>,
     deadline: Option<Instant>,
-) -> (Waited, bool) {
+) -> bool {
     let waited = target.is_some();
     let mark = host.begin_wait(target);
     let mut slept = false;
     #[cfg(not(shardpool_loom))]
     let mut recheck = RECHECK_MIN;
     let past = |d: &Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
-    let out = loop {
-        if sleep.ready() {
-            break Waited::Ready;
-        }
-        if past(&deadline) {
-            break Waited::TimedOut;
+    loop {
+        if sleep.ready() || past(&deadline) {
+            break;
         }
         if host.serve() {
             continue;
@@ -265,9 +251,9 @@ fn serve_until(
             continue;
         }
         sleep_both(host, sleep, deadline);
-    };
+    }
     host.end_wait(mark, waited);
-    (out, slept)
+    slept
 }
 
 /// S1 S2 H Q Z of the module docs.

@@ -5,47 +5,14 @@
 
 mod common;
 
-use common::eventually;
+use common::{eventually, Latch};
 use shardpool::{pool_item, Error, PanicReport, Request, ThreadPool};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-
-/// A latch a handler waits on until the test opens it, saying when it
-/// started waiting.
-#[derive(Clone)]
-pub struct Latch(Arc<(Mutex<(bool, usize)>, Condvar)>);
-
-impl Latch {
-    fn new() -> Self {
-        Latch(Arc::new((Mutex::new((false, 0)), Condvar::new())))
-    }
-    fn wait(&self) {
-        let (m, cv) = &*self.0;
-        let mut g = m.lock().unwrap();
-        g.1 += 1;
-        cv.notify_all();
-        while !g.0 {
-            g = cv.wait(g).unwrap();
-        }
-    }
-    /// Blocks until `n` handlers are waiting.
-    fn until_waiting(&self, n: usize) {
-        let (m, cv) = &*self.0;
-        let mut g = m.lock().unwrap();
-        while g.1 < n {
-            g = cv.wait(g).unwrap();
-        }
-    }
-    fn open(&self) {
-        let (m, cv) = &*self.0;
-        m.lock().unwrap().0 = true;
-        cv.notify_all();
-    }
-}
 
 /// A response that counts its drops.
 #[derive(Debug)]

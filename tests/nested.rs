@@ -6,11 +6,14 @@
 //! its busy item in order, refuses what would wait for ever, bounds its
 //! depth, and shuts down cleanly in the middle of a wait.
 
+mod common;
+
+use common::Latch;
 use shardpool::{
     AddRequest, ChainLink, Error, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool,
     MAX_NESTED_DEPTH,
 };
-use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
+use std::sync::{mpsc, Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
@@ -22,34 +25,6 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
         let _ = tx.send(f());
     });
     rx.recv_timeout(Duration::from_secs(secs)).expect("hung: watchdog expired")
-}
-
-/// A latch a handler can wait on, opened by the test.
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<(bool, usize)>, Condvar)>);
-
-impl Latch {
-    fn wait(&self) {
-        let (m, cv) = &*self.0;
-        let mut g = m.lock().unwrap();
-        g.1 += 1;
-        cv.notify_all();
-        while !g.0 {
-            g = cv.wait(g).unwrap();
-        }
-    }
-    fn until_waiting(&self, n: usize) {
-        let (m, cv) = &*self.0;
-        let mut g = m.lock().unwrap();
-        while g.1 < n {
-            g = cv.wait(g).unwrap();
-        }
-    }
-    fn open(&self) {
-        let (m, cv) = &*self.0;
-        m.lock().unwrap().0 = true;
-        cv.notify_all();
-    }
 }
 
 /// What a call does: on item `id` of pool `pool`, make the calls of `then`
@@ -444,43 +419,41 @@ fn assert_visit_matches(v: &Visit, s: &Step) {
     }
 }
 
-impl Latch {
-    fn open_already() -> Latch {
-        let l = Latch::default();
-        l.open();
-        l
-    }
+/// What `Hold` answers, as a thread that made the call returns it.
+type Held = thread::JoinHandle<Result<Result<Vec<u64>, Error>, Error>>;
+
+/// Item 1 (worker 1) held on a latch, and item 0 (worker 0) in a call to
+/// it. Returns once item 0's handler is running: from then on worker 0
+/// serves anything only from within item 0's wait, until the latch opens.
+/// Gives the latch and the threads of item 1's and item 0's calls.
+fn item_0_waiting_on_held_item_1(p: &Arc<ThreadPool<Graph>>) -> (Latch, Held, Held) {
+    let latch = Latch::new();
+    let hold1 = thread::spawn({
+        let (p, l) = (p.clone(), latch.clone());
+        move || p.send_and_receive_once(Hold(1, l, None))
+    });
+    latch.until_waiting(1);
+    // Item 0 counts itself on an open latch as it starts, then calls item
+    // 1, whose request waits behind item 1's handler.
+    let started = Latch::open_already();
+    let outer = thread::spawn({
+        let (p, s) = (p.clone(), started.clone());
+        move || p.send_and_receive_once(Hold(0, s, Some(1)))
+    });
+    started.until_waiting(1);
+    (latch, hold1, outer)
 }
 
 #[test]
 fn while_an_item_waits_its_worker_answers_calls_to_its_other_items() {
     // Item 0 (worker 0) calls item 1 (worker 1), held on a latch. While
-    // item 0 waits, worker 0 answers a call to item 2, from outside.
+    // item 0 waits, worker 0 answers a call to item 2, from outside (it
+    // would be stuck in item 0's handler, were it not serving).
     let p = pools(&[2], 4);
-    let latch = Latch::default();
-    let (p0, l) = (p[0].clone(), latch.clone());
-    // Item 0 runs a step that calls item 1, whose handler waits: express
-    // it as item 0 holding (open) then calling 1, and 1 holding on `l`.
-    let hold1 = thread::spawn({
-        let p0 = p0.clone();
-        move || p0.send_and_receive_once(Hold(1, l, None))
-    });
-    latch.until_waiting(1);
-    // Now item 1 holds worker 1. Item 0 calls item 1: its request waits
-    // behind item 1's handler, so item 0 waits, on worker 0.
-    let outer = thread::spawn({
-        let p0 = p0.clone();
-        move || p0.send_and_receive_once(Hold(0, Latch::open_already(), Some(1)))
-    });
-    // Worker 0 serves item 2 meanwhile (it would be stuck in item 0's
-    // handler, were it not serving while it waits).
+    let (latch, hold1, outer) = item_0_waiting_on_held_item_1(&p[0]);
     let got = within(60, {
-        let p0 = p0.clone();
-        move || {
-            // Item 0 is waiting once it is busy: ask until the call is in.
-            thread::sleep(Duration::from_millis(20));
-            p0.send_and_receive_once(Record(2, 5)).unwrap()
-        }
+        let p0 = p[0].clone();
+        move || p0.send_and_receive_once(Record(2, 5)).unwrap()
     });
     assert_eq!(got, [5]);
     assert!(!outer.is_finished(), "item 0 still waits on item 1");
@@ -492,19 +465,7 @@ fn while_an_item_waits_its_worker_answers_calls_to_its_other_items() {
 #[test]
 fn requests_for_an_item_in_a_call_wait_for_it_in_order_and_nothing_else_does() {
     let p = pools(&[2], 4);
-    let latch = Latch::default();
-    // Item 1 holds worker 1 on the latch; item 0 (worker 0) calls item 1 and
-    // waits, its worker serving.
-    let hold1 = thread::spawn({
-        let (p0, l) = (p[0].clone(), latch.clone());
-        move || p0.send_and_receive_once(Hold(1, l, None))
-    });
-    latch.until_waiting(1);
-    let outer = thread::spawn({
-        let p0 = p[0].clone();
-        move || p0.send_and_receive_once(Hold(0, Latch::open_already(), Some(1)))
-    });
-    thread::sleep(Duration::from_millis(20));
+    let (latch, hold1, outer) = item_0_waiting_on_held_item_1(&p[0]);
     // From one thread: five sends to item 0 (deferred: taken off the ring,
     // queued for item 0), then a call to it (left in the ring: its reply
     // cell is answered in order), then, from another thread, calls to item
@@ -564,17 +525,7 @@ fn inline_calls_nest_to_the_stated_depth_and_past_it_fail_without_overflowing() 
 #[test]
 fn shutdown_while_an_item_waits_on_a_nested_call_answers_it_and_refuses_new_calls() {
     let p = pools(&[2], 4);
-    let latch = Latch::default();
-    let hold1 = thread::spawn({
-        let (p0, l) = (p[0].clone(), latch.clone());
-        move || p0.send_and_receive_once(Hold(1, l, None))
-    });
-    latch.until_waiting(1);
-    let outer = thread::spawn({
-        let p0 = p[0].clone();
-        move || p0.send_and_receive_once(Hold(0, Latch::open_already(), Some(1)))
-    });
-    thread::sleep(Duration::from_millis(20));
+    let (latch, hold1, outer) = item_0_waiting_on_held_item_1(&p[0]);
     let closing = thread::spawn({
         let p0 = p[0].clone();
         move || p0.shutdown_timeout(Duration::from_secs(30))

@@ -465,9 +465,7 @@ impl<P: PoolItem> CallerHandle<P> {
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
                 let target = id.map(|id| self.pool.wait_for(w, id));
-                if let Some((_, s)) = crate::nest::wait(&side, target, deadline) {
-                    slept |= s;
-                }
+                slept |= crate::nest::wait(&side, target, deadline).unwrap_or(false);
                 local = self.local.borrow_mut();
                 continue;
             }

@@ -183,32 +183,33 @@ mod imp {
             self.tail - s.head.load(Ordering::Relaxed)
         }
 
-        pub(crate) fn peek(&mut self) -> Option<&T> {
+        /// The read position, if a value is there to take: the producer's
+        /// write position is read only when the values seen last are used
+        /// up, as `rtrb` does.
+        fn next(&mut self) -> Option<usize> {
             let s = &*self.shared;
             let head = s.head.load(Ordering::Relaxed);
             if self.tail == head {
-                // Acquire: as in `pop`.
+                // Acquire: pairs with the producer's Release on `tail`.
                 self.tail = s.tail.load(Ordering::Acquire);
                 if self.tail == head {
                     return None;
                 }
             }
+            Some(head)
+        }
+
+        pub(crate) fn peek(&mut self) -> Option<&T> {
+            let head = self.next()?;
+            let s = &*self.shared;
             // SAFETY: `head` is in `[head, tail)`: initialized, and ours until
             // a pop; the reference borrows the consumer, so no pop comes first.
             Some(s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_ref() }))
         }
 
         pub(crate) fn pop(&mut self) -> Option<T> {
+            let head = self.next()?;
             let s = &*self.shared;
-            let head = s.head.load(Ordering::Relaxed);
-            if self.tail == head {
-                // Acquire: pairs with the producer's Release on `tail`. Read
-                // only when the values seen last are used up, as `rtrb` does.
-                self.tail = s.tail.load(Ordering::Acquire);
-                if self.tail == head {
-                    return None;
-                }
-            }
             // SAFETY: `head` is in `[head, tail)`: initialized and ours.
             let v = s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_read() });
             // Release: pairs with the producer's Acquire on `head`; the cell

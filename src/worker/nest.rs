@@ -56,7 +56,7 @@
 use super::host::Core;
 use super::lane::Lane;
 use super::{round_robin, Host};
-use crate::chain::{ChainLink, FrameRef, Lease, Node, Seen, Wait, MAX_CHAIN, MAX_DEPTH};
+use crate::chain::{ChainLink, FrameRef, Lease, Node, Seen, Stack, Wait, MAX_CHAIN, MAX_DEPTH};
 use crate::doorbell::{CONTROL, LANE_MASK};
 use crate::error::Error;
 use crate::item::{Message, PoolItem};
@@ -150,6 +150,13 @@ impl Levels {
             in_handler: self.in_handler[d].get(),
         };
         Some((d, level))
+    }
+
+    /// A mark no wait had before.
+    fn fresh_mark(&self) -> u64 {
+        let mark = self.marks.get() + 1;
+        self.marks.set(mark);
+        mark
     }
 
     /// Whether the innermost level is in its handler proper.
@@ -246,16 +253,11 @@ impl Drop for LevelGuard<'_> {
 
 /// A node of a deadlock search: an item, the node it was reached from,
 /// and the stack of the worker that hosts it.
-type SearchNode = (Node, Option<usize>, Option<&'static crate::chain::Stack>);
+type SearchNode = (Node, Option<usize>, Option<&'static Stack>);
 
 /// Adds `node`, reached from node `from`, to a deadlock search (unless it
 /// is there, or the search is as long as a chain may be); returns its index.
-fn visit(
-    nodes: &mut Vec<SearchNode>,
-    node: Node,
-    from: usize,
-    host: Option<&'static crate::chain::Stack>,
-) -> usize {
+fn visit(nodes: &mut Vec<SearchNode>, node: Node, from: usize, host: Option<&'static Stack>) -> usize {
     if let Some(k) = nodes.iter().position(|(n, ..)| n.same(&node)) {
         return k;
     }
@@ -427,10 +429,6 @@ impl<P: PoolItem> Host<P> {
             // Entries that only say something of the next one are applied.
             let Some((id, head)) = lane.head() else { break };
             let cell = lane.next_to.get().is_cell();
-            if cell && lane.open.get() {
-                lane.stalled.set(mark);
-                break;
-            }
             // A question waits for what this caller sent before it and is
             // deferred (its item busy); nothing else (a busy item exists).
             let asked_early = match head {
@@ -438,7 +436,7 @@ impl<P: PoolItem> Host<P> {
                 Head::Ids => self.core.deferred_from(lane.caller.lane, None),
                 Head::Message => false,
             };
-            if asked_early {
+            if (cell && lane.open.get()) || asked_early {
                 lane.stalled.set(mark);
                 break;
             }
@@ -494,11 +492,7 @@ impl<P: PoolItem> Host<P> {
         let Some(chain) = chain else { return Search::Clear };
         let levels = &self.core.levels;
         // The request's chain, innermost first.
-        let mut mine = Vec::new();
-        chain.any(|n| {
-            mine.push(*n);
-            false
-        });
+        let mine: Vec<Node> = chain.nodes().collect();
         // Breadth first from the busy item: each node, the node it was
         // reached from, and the host to look for it on.
         let start = levels.node(id);
@@ -631,8 +625,7 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
 
     fn begin_wait(&self, wait: Option<Wait>) -> u64 {
         let levels = &self.core.levels;
-        let mark = levels.marks.get() + 1;
-        levels.marks.set(mark);
+        let mark = levels.fresh_mark();
         if let (Some(wait), Some((d, level))) = (wait, levels.top()) {
             // Published already, unless the call left before (a batch's).
             levels.frame(d, level);
@@ -666,9 +659,7 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
     #[cfg(not(shardpool_loom))]
     fn restall(&self) {
         let levels = &self.core.levels;
-        let mark = levels.marks.get() + 1;
-        levels.marks.set(mark);
-        levels.wait_mark.set(mark);
+        levels.wait_mark.set(levels.fresh_mark());
     }
 
     fn pending(&self) -> bool {

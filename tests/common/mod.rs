@@ -197,3 +197,47 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A latch a handler waits on until the test opens it, saying when it
+/// started waiting.
+#[derive(Clone, Default)]
+pub struct Latch(Arc<(Mutex<(bool, usize)>, std::sync::Condvar)>);
+
+impl Latch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A latch opened already: `wait` returns at once.
+    pub fn open_already() -> Self {
+        let l = Self::new();
+        l.open();
+        l
+    }
+
+    /// Counts itself as waiting, then waits until the latch is open.
+    pub fn wait(&self) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        g.1 += 1;
+        cv.notify_all();
+        while !g.0 {
+            g = cv.wait(g).unwrap();
+        }
+    }
+
+    /// Blocks until `n` handlers are waiting.
+    pub fn until_waiting(&self, n: usize) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        while g.1 < n {
+            g = cv.wait(g).unwrap();
+        }
+    }
+
+    pub fn open(&self) {
+        let (m, cv) = &*self.0;
+        m.lock().unwrap().0 = true;
+        cv.notify_all();
+    }
+}
