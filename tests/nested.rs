@@ -77,9 +77,11 @@ enum GraphApi {
     Log,
     /// Call item `id + 1` of this pool with one less, until none is left.
     Descend(usize),
-    /// Send item `.0` a record of `.1`, with no reply; answer with this
-    /// item's log.
-    Poke(u64, u64),
+    /// Send item `.0` a record of `.1`, with no reply, then call item `.2`
+    /// (if any) for its log: the send and the call leave on one lane, so
+    /// the record is taken from the ring before the call is answered.
+    /// Answer with this item's log.
+    Poke(u64, u64, Option<u64>),
     /// Call each item with its request, in order; answer with the last
     /// answer.
     Seq(Vec<(u64, GraphApi)>),
@@ -127,8 +129,12 @@ impl PoolItem for Graph {
                 GraphResponse::Log(self.log.clone())
             }
             GraphApi::Log => GraphResponse::Log(self.log.clone()),
-            GraphApi::Poke(to, v) => {
-                self.pools[self.pool].upgrade().unwrap().send(Record(to, v)).unwrap();
+            GraphApi::Poke(to, v, then) => {
+                let pool = self.pools[self.pool].upgrade().unwrap();
+                pool.send(Record(to, v)).unwrap();
+                if let Some(then) = then {
+                    pool.send_and_receive_once(Raw(then, GraphApi::Log)).unwrap();
+                }
                 GraphResponse::Log(self.log.clone())
             }
             GraphApi::Seq(calls) => {
@@ -524,8 +530,16 @@ fn inline_calls_nest_to_the_stated_depth_and_past_it_fail_without_overflowing() 
 
 #[test]
 fn shutdown_while_an_item_waits_on_a_nested_call_answers_it_and_refuses_new_calls() {
+    // Item 0 calls item 1, whose handler counts itself on a latch and
+    // waits: once it is counted, item 0's call is past the gate and in a
+    // handler, so the shutdown that follows must let it be answered.
     let p = pools(&[2], 4);
-    let (latch, hold1, outer) = item_0_waiting_on_held_item_1(&p[0]);
+    let latch = Latch::new();
+    let outer = thread::spawn({
+        let (p, l) = (p[0].clone(), latch.clone());
+        move || p.send_and_receive_once(Raw(0, GraphApi::Seq(vec![(1, GraphApi::Hold(l, None))]))).unwrap()
+    });
+    latch.until_waiting(1);
     let closing = thread::spawn({
         let p0 = p[0].clone();
         move || p0.shutdown_timeout(Duration::from_secs(30))
@@ -534,21 +548,30 @@ fn shutdown_while_an_item_waits_on_a_nested_call_answers_it_and_refuses_new_call
         thread::yield_now();
     }
     assert_eq!(p[0].send_and_receive_once(Record(2, 1)), Err(Error::Shutdown));
+    assert!(!outer.is_finished(), "item 0 still waits on item 1");
     latch.open();
-    assert_eq!(within(60, move || outer.join().unwrap()).unwrap(), Ok(vec![]));
-    within(60, move || hold1.join().unwrap()).unwrap().unwrap();
+    match within(60, move || outer.join().unwrap()) {
+        GraphResponse::Last(Ok(held)) => match *held {
+            GraphResponse::Held(r) => assert_eq!(r, Ok(vec![])),
+            _ => panic!("not a hold"),
+        },
+        GraphResponse::Last(Err(e)) => panic!("{e}"),
+        _ => panic!("not a sequence"),
+    }
     assert_eq!(within(60, move || closing.join().unwrap()), Ok(()));
 }
 
 #[test]
 fn an_item_called_inline_again_after_a_request_was_deferred_for_it_runs_that_request_first() {
     // Item 0 (worker 0) calls item 2 inline; item 2 calls item 1 (worker
-    // 1), which sends item 2 a record while item 2 waits: deferred. Item 0
-    // then calls item 2 inline again: the record, sent before, runs first,
-    // and the call is not taken for a cycle (item 2 is not busy, only owed
-    // a request).
-    let p = pools(&[2], 3);
-    let first = GraphApi::Seq(vec![(1, GraphApi::Poke(2, 9))]);
+    // 1), which sends item 2 a record while item 2 waits, then calls item 4
+    // (worker 0) over the same lane: worker 0, serving in item 2's wait,
+    // takes the record first and defers it before it can answer item 1.
+    // Item 0 then calls item 2 inline again: the record, sent before, runs
+    // first, and the call is not taken for a cycle (item 2 is not busy,
+    // only owed a request).
+    let p = pools(&[2], 5);
+    let first = GraphApi::Seq(vec![(1, GraphApi::Poke(2, 9, Some(4)))]);
     let script = GraphApi::Seq(vec![(2, first), (2, GraphApi::Log)]);
     let got = within(60, {
         let p = p[0].clone();
