@@ -60,8 +60,8 @@
 //!
 //! An awake worker finds the push by looking at the rings itself: every
 //! lane's ring on every pass of its loop and on every spin while it idles
-//! (`worker/mod.rs`), a load of each ring's write position, which stays a
-//! cache hit while the ring does not change. So while the worker is awake a
+//! (`worker/mod.rs`), a load of the sequence word of each ring's next cell
+//! (`sync/ring.rs`), which stays a cache hit while the ring does not change. So while the worker is awake a
 //! request costs its caller no locked instruction, and the caller of a
 //! single call is served as soon as the worker looks.
 //!

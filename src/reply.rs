@@ -4,7 +4,7 @@
 //!
 //! # The lane
 //!
-//! Each lane (one caller thread and one worker) has a request ring (`rtrb`)
+//! Each lane (one caller thread and one worker) has a request ring (`sync/ring.rs`)
 //! and, coming back, an array of reply cells of the same capacity. The
 //! worker answers the lane's requests in the order it takes them, and puts
 //! its `n`-th answer in cell `n % capacity`; the caller reads them in the

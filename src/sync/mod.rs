@@ -2,14 +2,15 @@
 //! `UnsafeCell`, thread parking, spin hints, the SPSC ring, thread-locals and
 //! core pinning.
 //!
-//! Built normally it re-exports `std`, `rtrb` and `core_affinity`. Built with
-//! `RUSTFLAGS="--cfg shardpool_loom"` it swaps in `loom`'s types, a small
-//! loom-visible SPSC ring ([`ring`]), a no-op pin and a fixed core count, so
-//! the loom models in `loom-tests/` check the very code that ships. Every spin
-//! loop of the crate goes through [`Spinner`] so that loom can preempt it.
+//! Built normally it re-exports `std` and `core_affinity`. Built with
+//! `RUSTFLAGS="--cfg shardpool_loom"` it swaps in `loom`'s types, a no-op pin
+//! and a fixed core count, so the loom models in `loom-tests/` check the very
+//! code that ships, the SPSC ring ([`ring`]) included: it is written over the
+//! shim. Every spin loop of the crate goes through [`Spinner`] so that loom
+//! can preempt it.
 //!
 //! Nothing outside this module may use `std::sync::atomic`, `std::cell::UnsafeCell`,
-//! `std::thread::park` or `rtrb` directly. `clippy.toml` in this directory
+//! `std::thread::park` or `core_affinity` directly. `clippy.toml` in this directory
 //! lists them; clippy enforces it in the loom build, where the shim's items
 //! are loom's and a std one stands out (`loom-tests/README.md` has the
 //! command).

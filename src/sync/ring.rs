@@ -1,227 +1,314 @@
 //! The bounded single-producer single-consumer ring between one caller thread
 //! and one worker.
 //!
-//! Normally a thin wrapper over `rtrb`: a pair of requests is published with
-//! one store (its write chunk), and the worker takes requests one at a time
-//! (a load of the write position only when those it saw are used up, and a
-//! store of its read position per request, to a line the caller reads only
-//! when it finds the ring full). The worker does not hold a chunk across the
-//! requests it processes: a handler waiting for a nested call may serve the
-//! same ring meanwhile (`worker/nest.rs`). Under loom it is a small ring of
-//! our own over loom atomics: loom cannot see inside `rtrb`, and a spin on
-//! atomics it cannot see would never let the model make progress.
+//! One implementation, over the shim's atomics and cells, for the shipped
+//! build and for loom alike: the loom models check this very code.
+//!
+//! # Cells that say whether they are full
+//!
+//! There is no shared head or tail index. Each cell carries a sequence word
+//! beside its value, and each side keeps its own position (values pushed or
+//! taken since the ring was made) privately. A ring of `n` cells (`n >= 2`)
+//! puts position `pos` in cell `pos mod n`, which says:
+//!
+//! ```text
+//!   seq == pos        FREE for position pos  (the producer may write it)
+//!   seq == pos + 1    FULL: holds position pos (the consumer may take it)
+//!
+//!   producer, pos:  load seq (Acquire) == pos?  write value;
+//!                   store seq = pos + 1 (Release)
+//!   consumer, pos:  load seq (Acquire) == pos + 1?  read value;
+//!                   store seq = pos + n (Release): free for the next lap
+//! ```
+//!
+//! - Each side hands the cell to the other with a Release store that the
+//!   other's Acquire load pairs with, so a value is never touched by both:
+//!   the producer writes only a cell it saw free (the consumer's read of the
+//!   old value happened before), the consumer reads only a cell it saw full.
+//! - The words a cell holds over one lap (`pos`, `pos + 1`, then `pos + n`)
+//!   are distinct for `n >= 2`, so each look is unambiguous; positions wrap
+//!   at 2^64, far beyond any ring's life.
+//! - A request is published by a store to the line its value is written to,
+//!   and found by a load of the line the worker reads it from. With shared
+//!   indices (`rtrb`, which this ring replaced) every push also stored to
+//!   the tail's line, which a polling worker had just read, and every pop to
+//!   the head's: two more cache lines moved per request. This is the design
+//!   of FastForward (Giacomoni, Moseley and Vachharajani, PPoPP 2008), with
+//!   sequence words in place of its null marks, as in the reply lanes
+//!   (`reply.rs`).
+//! - A run (`push_run`) is published all or nothing: the producer checks the
+//!   run's last cell is free (the consumer frees cells in order, so the ones
+//!   before it are too), writes every value, and stores the sequence words
+//!   last to first. A consumer that sees the first full sees the rest full
+//!   (each store came before the one it acquired, in the producer's order).
+//!
+//! Model-checked through the pool by every loom model in `loom-tests/`.
 
-/// Creates a ring with room for `capacity` values.
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{Arc, UnsafeCell};
+use std::mem::MaybeUninit;
+
+struct Slot<T> {
+    seq: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+struct Shared<T> {
+    slots: Box<[Slot<T>]>,
+}
+
+// SAFETY: each value is accessed by one side at a time, as the sequence
+// words say, and the Release/Acquire pairs on them hand a cell from one side
+// to the other (module docs). Values move between threads, so `T: Send`.
+unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: as above; the buffer owns `T`s, dropped on whichever side is last.
+unsafe impl<T: Send> Send for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let n = self.slots.len();
+        for (i, slot) in self.slots.iter().enumerate() {
+            // A full cell's word is one more than a position that maps to
+            // it (a free one's is such a position): both sides are gone, so
+            // the words are final.
+            if slot.seq.load(Ordering::Relaxed) % n == (i + 1) % n {
+                // SAFETY: the cell is full: its value was written and never
+                // taken, and we are the last owner.
+                slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            }
+        }
+    }
+}
+
+/// Creates a ring with room for `capacity` values (at least two: the
+/// sequence words need two cells to tell a lap's states apart).
 pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
-    imp::ring(capacity)
+    let n = capacity.max(2);
+    let slots =
+        (0..n).map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) });
+    let shared = Arc::new(Shared { slots: slots.collect() });
+    (Producer { shared: shared.clone(), pos: 0, index: 0 }, Consumer { shared, pos: 0, index: 0 })
 }
 
-pub(crate) use imp::{Consumer, Producer};
+/// The caller's end.
+pub(crate) struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Values pushed since the ring was made.
+    pos: usize,
+    /// `pos` mod the number of cells.
+    index: usize,
+}
 
-#[cfg(not(shardpool_loom))]
-mod imp {
-    pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
-        let (p, c) = rtrb::RingBuffer::new(capacity);
-        (Producer(p), Consumer(c))
+impl<T> Producer<T> {
+    /// The cell `k` places after the next one, and its position.
+    #[inline]
+    fn ahead(&self, k: usize) -> (&Slot<T>, usize) {
+        let n = self.shared.slots.len();
+        let i = self.index + k;
+        (&self.shared.slots[if i >= n { i - n } else { i }], self.pos.wrapping_add(k))
     }
 
-    /// The caller's end.
-    pub(crate) struct Producer<T>(rtrb::Producer<T>);
-
-    impl<T> Producer<T> {
-        /// Pushes `value`, or gives it back if the ring is full.
-        #[inline]
-        pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
-            self.0.push(value).map_err(|rtrb::PushError::Full(v)| v)
-        }
-
-        /// Pushes `values`, published together (the consumer sees all of
-        /// them or none), or gives them back if there is no room for all.
-        #[inline]
-        pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
-            match self.0.write_chunk_uninit(N) {
-                Ok(chunk) => {
-                    // N slots, N values: all are written, and the chunk
-                    // commits them with one store.
-                    let written = chunk.fill_from_iter(values);
-                    debug_assert_eq!(written, N);
-                    Ok(())
-                }
-                Err(_) => Err(values),
-            }
-        }
+    /// Whether the next `len` cells are free (`len` at most the cell count).
+    #[inline]
+    fn fits(&self, len: usize) -> bool {
+        debug_assert!(len >= 1 && len <= self.shared.slots.len());
+        let (last, pos) = self.ahead(len - 1);
+        // Acquire: pairs with the consumer's Release store in `pop`, which
+        // freed the cell (and, taking them in order, every one before it):
+        // its read of the old values happened before our writes.
+        last.seq.load(Ordering::Acquire) == pos
     }
 
-    /// The worker's end.
-    pub(crate) struct Consumer<T>(rtrb::Consumer<T>);
+    /// Pushes `value`, or gives it back if the ring is full.
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
+        self.push_run([value]).map_err(|[v]| v)
+    }
 
-    impl<T> Consumer<T> {
-        /// How many values the ring holds (a load of the write position).
-        #[inline]
-        pub(crate) fn available(&self) -> usize {
-            self.0.slots()
+    /// Pushes `values`, published together (the consumer sees all of them
+    /// or none), or gives them back if there is no room for all.
+    #[inline]
+    pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
+        if N == 0 {
+            return Ok(());
         }
-
-        /// The oldest value, left in the ring.
-        #[inline]
-        pub(crate) fn peek(&self) -> Option<&T> {
-            self.0.peek().ok()
+        if N > self.shared.slots.len() || !self.fits(N) {
+            return Err(values);
         }
-
-        /// Takes the oldest value, if any. Its cell is free for the
-        /// producer at once (one Release store of the read position). Reads
-        /// the write position only once the values counted by the last
-        /// read (or `available`) are taken.
-        #[inline]
-        pub(crate) fn pop(&mut self) -> Option<T> {
-            self.0.pop().ok()
+        for (k, v) in values.into_iter().enumerate() {
+            let (slot, _) = self.ahead(k);
+            // SAFETY: the cell is free for this lap (`fits`): the consumer
+            // is done with it until we store its word below.
+            slot.value.with_mut(|p| unsafe { (*p).write(v) });
         }
-
-        /// Whether the ring holds nothing (as seen now).
-        #[inline]
-        pub(crate) fn is_empty(&self) -> bool {
-            self.0.is_empty()
+        for k in (0..N).rev() {
+            let (slot, pos) = self.ahead(k);
+            // Release: pairs with the consumer's Acquire load in `full`,
+            // publishing this cell's value and, stored last to first, the
+            // words of the cells after it (module docs).
+            slot.seq.store(pos.wrapping_add(1), Ordering::Release);
         }
+        self.pos = self.pos.wrapping_add(N);
+        let n = self.shared.slots.len();
+        self.index += N;
+        if self.index >= n {
+            self.index -= n;
+        }
+        Ok(())
     }
 }
 
-#[cfg(shardpool_loom)]
-mod imp {
-    use crate::sync::atomic::{AtomicUsize, Ordering};
-    use crate::sync::{Arc, UnsafeCell};
-    use std::mem::MaybeUninit;
+/// The worker's end.
+pub(crate) struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Values taken since the ring was made.
+    pos: usize,
+    /// `pos` mod the number of cells.
+    index: usize,
+}
 
-    struct Shared<T> {
-        buf: Box<[UnsafeCell<MaybeUninit<T>>]>,
-        /// Next index to read; written by the consumer only.
-        head: AtomicUsize,
-        /// Next index to write; written by the producer only.
-        tail: AtomicUsize,
+impl<T> Consumer<T> {
+    /// The next cell, if it holds a value.
+    #[inline]
+    fn full(&self) -> Option<&Slot<T>> {
+        let slot = &self.shared.slots[self.index];
+        // Acquire: pairs with the producer's Release store in `push_run`;
+        // its write of the value happened before.
+        (slot.seq.load(Ordering::Acquire) == self.pos.wrapping_add(1)).then_some(slot)
     }
 
-    // SAFETY: each buffer cell is accessed by exactly one side at a time: the
-    // producer writes cells in `[tail, head + cap)`, the consumer reads cells
-    // in `[head, tail)`, and the Release/Acquire pairs on `head` and `tail`
-    // hand a cell from one side to the other. Values move between threads, so
-    // `T: Send`.
-    unsafe impl<T: Send> Sync for Shared<T> {}
-    // SAFETY: as above; the buffer owns `T`s that may be dropped on either side.
-    unsafe impl<T: Send> Send for Shared<T> {}
+    /// The oldest value, left in the ring.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<&T> {
+        let slot = self.full()?;
+        // SAFETY: the cell is full: its value is initialized and stays until
+        // a `pop`, which needs `&mut self`, so not while this borrow lives.
+        Some(slot.value.with(|p| unsafe { (*p).assume_init_ref() }))
+    }
 
-    impl<T> Drop for Shared<T> {
-        fn drop(&mut self) {
-            let head = self.head.load(Ordering::Relaxed);
-            let tail = self.tail.load(Ordering::Relaxed);
-            for i in head..tail {
-                let cell = &self.buf[i % self.buf.len()];
-                // SAFETY: cells in `[head, tail)` hold initialized values that
-                // nobody took, and we are the last owner.
-                cell.with_mut(|p| unsafe { (*p).assume_init_drop() });
-            }
+    /// Takes the oldest value, if any; its cell is free for the producer
+    /// at once.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let slot = self.full()?;
+        // SAFETY: the cell is full, and the value is moved out before the
+        // cell is handed back below, so it is never read again.
+        let v = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+        let n = self.shared.slots.len();
+        // Release: pairs with the producer's Acquire load in `fits`; our read
+        // of the value happened before its next write of the cell.
+        slot.seq.store(self.pos.wrapping_add(n), Ordering::Release);
+        self.pos = self.pos.wrapping_add(1);
+        self.index = if self.index + 1 == n { 0 } else { self.index + 1 };
+        Some(v)
+    }
+
+    /// Whether the ring holds nothing (as seen now).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.full().is_none()
+    }
+}
+
+#[cfg(all(test, not(shardpool_loom)))]
+mod tests {
+    use super::ring;
+    use std::rc::Rc;
+
+    #[test]
+    fn a_ring_holds_its_capacity_and_a_taken_cell_is_free_at_once() {
+        let (mut p, mut c) = ring::<u32>(3);
+        for v in 0..3 {
+            p.push(v).unwrap();
         }
+        assert_eq!(p.push(3), Err(3), "full");
+        assert_eq!(c.pop(), Some(0));
+        p.push(3).unwrap();
+        assert_eq!(p.push(4), Err(4));
+        assert_eq!((c.pop(), c.pop(), c.pop(), c.pop()), (Some(1), Some(2), Some(3), None));
     }
 
-    pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
-        let buf = (0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
-        let shared = Arc::new(Shared { buf, head: AtomicUsize::new(0), tail: AtomicUsize::new(0) });
-        (Producer(shared.clone()), Consumer { shared, tail: 0 })
-    }
-
-    pub(crate) struct Producer<T>(Arc<Shared<T>>);
-
-    impl<T> Producer<T> {
-        pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
-            let s = &*self.0;
-            let tail = s.tail.load(Ordering::Relaxed);
-            // Acquire: pairs with the consumer's Release on `head`, so its
-            // read of the cell we are about to reuse is finished.
-            let head = s.head.load(Ordering::Acquire);
-            if tail - head == s.buf.len() {
-                return Err(value);
-            }
-            // SAFETY: `tail < head + cap`, so this cell is the producer's.
-            s.buf[tail % s.buf.len()].with_mut(|p| unsafe { (*p).write(value) });
-            // Release: pairs with the consumer's Acquire on `tail`, publishing
-            // the write above.
-            s.tail.store(tail + 1, Ordering::Release);
-            Ok(())
+    #[test]
+    fn a_run_goes_whole_or_not_at_all_and_wraps() {
+        let (mut p, mut c) = ring::<u32>(5);
+        for lap in 0..10 {
+            p.push_run([lap, lap + 1, lap + 2]).unwrap();
+            assert_eq!(p.push_run([9, 9, 9]), Err([9, 9, 9]), "2 cells free, 3 asked");
+            assert_eq!(c.peek(), Some(&lap));
+            assert_eq!((c.pop(), c.pop(), c.pop()), (Some(lap), Some(lap + 1), Some(lap + 2)));
+            assert!(c.is_empty());
         }
+        assert_eq!(p.push_run([1, 2, 3, 4, 5, 6]), Err([1, 2, 3, 4, 5, 6]), "more than the cells");
     }
 
-    impl<T> Producer<T> {
-        pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
-            let s = &*self.0;
-            let tail = s.tail.load(Ordering::Relaxed);
-            // Acquire: as in `push`.
-            let head = s.head.load(Ordering::Acquire);
-            if s.buf.len() - (tail - head) < N {
-                return Err(values);
-            }
-            for (k, v) in values.into_iter().enumerate() {
-                // SAFETY: `tail + k < head + cap`, so the cell is the producer's.
-                s.buf[(tail + k) % s.buf.len()].with_mut(|p| unsafe { (*p).write(v) });
-            }
-            // Release: as in `push`; one store publishes them all, as `rtrb`'s
-            // write chunk does.
-            s.tail.store(tail + N, Ordering::Release);
-            Ok(())
-        }
+    #[test]
+    fn a_ring_of_one_has_two_cells() {
+        let (mut p, mut c) = ring::<u32>(1);
+        p.push_run([1, 2]).unwrap();
+        assert_eq!(p.push(3), Err(3));
+        assert_eq!((c.pop(), c.pop(), c.pop()), (Some(1), Some(2), None));
+        p.push(3).unwrap();
+        assert_eq!(c.pop(), Some(3));
     }
 
-    pub(crate) struct Consumer<T> {
-        shared: Arc<Shared<T>>,
-        /// The producer's write position as last read (values up to it are
-        /// ready to take without reading it again).
-        tail: usize,
-    }
-
-    impl<T> Consumer<T> {
-        pub(crate) fn available(&mut self) -> usize {
-            let s = &*self.shared;
-            // Acquire: pairs with the producer's Release on `tail`.
-            self.tail = s.tail.load(Ordering::Acquire);
-            self.tail - s.head.load(Ordering::Relaxed)
-        }
-
-        /// The read position, if a value is there to take: the producer's
-        /// write position is read only when the values seen last are used
-        /// up, as `rtrb` does.
-        fn next(&mut self) -> Option<usize> {
-            let s = &*self.shared;
-            let head = s.head.load(Ordering::Relaxed);
-            if self.tail == head {
-                // Acquire: pairs with the producer's Release on `tail`.
-                self.tail = s.tail.load(Ordering::Acquire);
-                if self.tail == head {
-                    return None;
+    #[test]
+    fn a_stream_across_two_threads_arrives_whole_and_in_order() {
+        // Single values and runs of two and three through 3 cells: every
+        // lap wraps, and a run often waits for the consumer to free its
+        // last cell while the first ones are already free.
+        const N: u64 = 300_000;
+        let (mut p, mut c) = ring::<Box<u64>>(3);
+        let producer = std::thread::spawn(move || {
+            let (mut next, mut step) = (0, 0u32);
+            while next < N {
+                let pushed = match step % 3 {
+                    0 if next + 3 <= N => {
+                        p.push_run([Box::new(next), Box::new(next + 1), Box::new(next + 2)]).map(|()| 3).ok()
+                    }
+                    1 if next + 2 <= N => p.push_run([Box::new(next), Box::new(next + 1)]).map(|()| 2).ok(),
+                    _ => p.push(Box::new(next)).map(|()| 1).ok(),
+                };
+                match pushed {
+                    Some(k) => {
+                        next += k;
+                        step += 1;
+                    }
+                    None => std::thread::yield_now(),
                 }
             }
-            Some(head)
+        });
+        let mut expected = 0;
+        while expected < N {
+            match c.peek().map(|v| **v) {
+                Some(v) => {
+                    assert_eq!(v, expected);
+                    assert_eq!(c.pop().map(|v| *v), Some(expected));
+                    expected += 1;
+                }
+                None => std::thread::yield_now(),
+            }
         }
+        producer.join().unwrap();
+        assert!(c.is_empty());
+    }
 
-        pub(crate) fn peek(&mut self) -> Option<&T> {
-            let head = self.next()?;
-            let s = &*self.shared;
-            // SAFETY: `head` is in `[head, tail)`: initialized, and ours until
-            // a pop; the reference borrows the consumer, so no pop comes first.
-            Some(s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_ref() }))
+    #[test]
+    fn values_left_in_the_ring_are_dropped_once_and_taken_ones_not_at_all() {
+        let live = Rc::new(());
+        let (mut p, mut c) = ring::<Rc<()>>(4);
+        // Wrap once so that the full cells are not the first ones.
+        for _ in 0..3 {
+            p.push(live.clone()).unwrap();
+            drop(c.pop());
         }
-
-        pub(crate) fn pop(&mut self) -> Option<T> {
-            let head = self.next()?;
-            let s = &*self.shared;
-            // SAFETY: `head` is in `[head, tail)`: initialized and ours.
-            let v = s.buf[head % s.buf.len()].with(|p| unsafe { (*p).assume_init_read() });
-            // Release: pairs with the producer's Acquire on `head`; the cell
-            // is free once this store is seen.
-            s.head.store(head + 1, Ordering::Release);
-            Some(v)
+        for _ in 0..4 {
+            p.push(live.clone()).unwrap();
         }
-
-        pub(crate) fn is_empty(&self) -> bool {
-            let s = &*self.shared;
-            // Acquire: pairs with the producer's Release on `tail`.
-            s.tail.load(Ordering::Acquire) == s.head.load(Ordering::Relaxed)
-        }
+        let taken = c.pop().unwrap();
+        drop((p, c));
+        // Three dropped with the ring, one held here.
+        assert_eq!(Rc::strong_count(&live), 2);
+        drop(taken);
+        assert_eq!(Rc::strong_count(&live), 1);
     }
 }

@@ -83,17 +83,10 @@ impl<P: PoolItem> Lane<P> {
         self.requests.with_mut(|r| unsafe { (*r).peek() }.map(f))
     }
 
-    /// How many entries the ring holds (as seen now).
-    #[inline]
-    pub(super) fn available(&self) -> usize {
-        // SAFETY: as in `pop`; a load of the ring's positions.
-        self.requests.with_mut(|r| unsafe { (*r).available() })
-    }
-
     /// Whether the ring holds nothing (as seen now).
     #[inline]
     pub(super) fn is_empty(&self) -> bool {
-        // SAFETY: as in `pop`; a load of the ring's positions.
+        // SAFETY: as in `pop`; a load of the next cell's sequence word.
         self.requests.with(|r| unsafe { (*r).is_empty() })
     }
 
@@ -163,7 +156,7 @@ impl<P: PoolItem> Lanes<P> {
     }
 
     /// Hint bits of the lanes whose rings hold requests (Acquire loads of
-    /// the rings' write positions: the pushes are visible).
+    /// each ring's next cell: the pushes are visible).
     #[inline]
     pub(super) fn with_work(&self) -> u64 {
         let buckets = self.buckets.borrow();

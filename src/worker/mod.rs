@@ -201,9 +201,8 @@ impl<P: PoolItem> Host<P> {
     fn serve_lane(&self, lane: &Lane<P>, max: usize) -> usize {
         let counters = self.counters();
         let barrier = &self.pool.barrier;
-        // One look at the ring's write position, as a chunk would take.
         let mut n = 0;
-        for _ in 0..lane.available().min(max) {
+        while n < max {
             let Some(payload) = lane.pop() else { break };
             self.core.process(payload, lane, counters, barrier);
             n += 1;
