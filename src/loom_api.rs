@@ -152,6 +152,11 @@ impl<T> Producer<T> {
     pub fn push(&mut self, value: T) -> Result<(), T> {
         self.0.push(value)
     }
+
+    /// Pushes two values, published together, or gives them back.
+    pub fn push_pair(&mut self, a: T, b: T) -> Result<(), (T, T)> {
+        self.0.push_run([a, b]).map_err(|[a, b]| (a, b))
+    }
 }
 
 /// The worker's end of a ring.

@@ -55,7 +55,6 @@ enum Api {
     /// Call item `.0` with `.1`.
     Via(u64, Box<Api>),
     Record(u64),
-    Log,
 }
 
 impl PoolItem for Relay {
@@ -94,7 +93,6 @@ impl PoolItem for Relay {
                 self.log.push(v);
                 Ok(self.log.clone())
             }
-            Api::Log => Ok(self.log.clone()),
         }
     }
 }
