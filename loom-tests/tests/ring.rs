@@ -47,3 +47,36 @@ fn a_producer_lapping_a_ring_of_two_hands_every_value_over_in_order() {
         sender.join().unwrap();
     });
 }
+
+/// A ring of six cells: the producer fills five, then pushes a pair while
+/// the consumer takes the first values. Looking half a ring ahead fails
+/// until the consumer has taken two, and the pair then needs only the
+/// consumer's first take (the near look): each look must be at the last
+/// cell it vouches for, whichever of the two answers.
+#[test]
+fn a_pair_pushed_while_the_ring_drains_waits_for_its_last_cell() {
+    check(Preemptions::Unbounded, || {
+        let (mut producer, mut consumer) = spsc::<Box<u64>>(6);
+        let sender = thread::spawn(move || {
+            for v in 0..5 {
+                assert!(producer.push(Box::new(v)).is_ok(), "five of six cells are free");
+            }
+            let mut pair = (Box::new(5), Box::new(6));
+            while let Err(back) = producer.push_pair(pair.0, pair.1) {
+                pair = back;
+                thread::yield_now();
+            }
+        });
+        let mut expected = 0;
+        while expected < 7 {
+            match consumer.pop() {
+                Some(v) => {
+                    assert_eq!(*v, expected);
+                    expected += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        sender.join().unwrap();
+    });
+}

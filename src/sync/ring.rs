@@ -36,11 +36,15 @@
 //!   of FastForward (Giacomoni, Moseley and Vachharajani, PPoPP 2008), with
 //!   sequence words in place of its null marks, as in the reply lanes
 //!   (`reply.rs`).
+//! - The consumer frees cells in order, so a cell seen free says the ones
+//!   before it are free too. The producer looks half a ring ahead and
+//!   remembers how far it may write; it does not wait for a line the
+//!   consumer wrote on every push.
 //! - A run (`push_run`) is published all or nothing: the producer checks the
-//!   run's last cell is free (the consumer frees cells in order, so the ones
-//!   before it are too), writes every value, and stores the sequence words
-//!   last to first. A consumer that sees the first full sees the rest full
-//!   (each store came before the one it acquired, in the producer's order).
+//!   run's last cell is free, writes every value, and stores the sequence
+//!   words last to first. A consumer that sees the first full sees the rest
+//!   full (each store came before the one it acquired, in the producer's
+//!   order).
 //!
 //! Model-checked through the pool by every loom model in `loom-tests/`.
 
@@ -87,7 +91,10 @@ pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let slots =
         (0..n).map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) });
     let shared = Arc::new(Shared { slots: slots.collect() });
-    (Producer { shared: shared.clone(), pos: 0, index: 0 }, Consumer { shared, pos: 0, index: 0 })
+    (
+        Producer { shared: shared.clone(), pos: 0, index: 0, free_until: n },
+        Consumer { shared, pos: 0, index: 0 },
+    )
 }
 
 /// The caller's end.
@@ -97,6 +104,9 @@ pub(crate) struct Producer<T> {
     pos: usize,
     /// `pos` mod the number of cells.
     index: usize,
+    /// The cells of the positions below this one are known to be free
+    /// (`fits`); never below `pos`.
+    free_until: usize,
 }
 
 impl<T> Producer<T> {
@@ -108,15 +118,39 @@ impl<T> Producer<T> {
         (&self.shared.slots[if i >= n { i - n } else { i }], self.pos.wrapping_add(k))
     }
 
-    /// Whether the next `len` cells are free (`len` at most the cell count).
+    /// Whether the cell `k` places after the next one is free for its
+    /// position; if so, so are those before it.
     #[inline]
-    fn fits(&self, len: usize) -> bool {
-        debug_assert!(len >= 1 && len <= self.shared.slots.len());
-        let (last, pos) = self.ahead(len - 1);
+    fn free(&self, k: usize) -> bool {
+        let (slot, pos) = self.ahead(k);
         // Acquire: pairs with the consumer's Release store in `pop`, which
         // freed the cell (and, taking them in order, every one before it):
-        // its read of the old values happened before our writes.
-        last.seq.load(Ordering::Acquire) == pos
+        // its reads of the old values happened before our writes.
+        slot.seq.load(Ordering::Acquire) == pos
+    }
+
+    /// Whether the next `len` cells are free (`len` at most the cell count).
+    ///
+    /// A look at a cell is a load of a line the consumer wrote last, a
+    /// cache miss the push would wait for; so the producer looks half a
+    /// ring ahead and remembers how far the cells are free, and looks
+    /// again only once it has used them up.
+    #[inline]
+    fn fits(&mut self, len: usize) -> bool {
+        debug_assert!(len >= 1 && len <= self.shared.slots.len());
+        if self.free_until.wrapping_sub(self.pos) >= len {
+            return true;
+        }
+        let far = (self.shared.slots.len() / 2).max(len);
+        let known = if self.free(far - 1) {
+            far
+        } else if far > len && self.free(len - 1) {
+            len
+        } else {
+            return false;
+        };
+        self.free_until = self.pos.wrapping_add(known);
+        true
     }
 
     /// Pushes `value`, or gives it back if the ring is full.
