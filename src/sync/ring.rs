@@ -46,7 +46,15 @@
 //!   full (each store came before the one it acquired, in the producer's
 //!   order).
 //!
-//! Model-checked through the pool by every loom model in `loom-tests/`.
+//! - The consumer frees each cell as it takes it. Freeing a pass's cells
+//!   once at its end was tried: a handler that blocks then holds the cells
+//!   of the requests its pass took before it, and a caller of a small ring
+//!   waits for room behind it (`tests/async_api.rs`, `full_ring`, hung);
+//!   alternated runs of the batch bench showed no gain from it either.
+//!
+//! Model-checked on its own by `loom-tests/tests/ring.rs` (where no reply
+//! orders a cell's reuse, so the hand-offs above are all there is), and
+//! through the pool by every other loom model in `loom-tests/`.
 
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Arc, UnsafeCell};
