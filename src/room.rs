@@ -12,8 +12,8 @@
 //! cells (`reply.rs`), with the roles of that protocol:
 //!
 //! ```text
-//!   future (ring full)                        worker (each drained chunk)
-//!   W  leave its waker (under the lock)       C  free the chunk's cells
+//!   future (ring full)                        worker (each lane pass)
+//!   W  leave its waker (under the lock)       C  free the pass's cells
 //!   S  waiting = true (swap)                  F  light barrier
 //!   H  heavy barrier                          L  load waiting; true? swap
 //!   Q  try the push again: sent? done            it to false, take the
@@ -22,7 +22,7 @@
 //! ```
 //!
 //! **No waiter is stranded.** Take the future's last S H Q before it
-//! returns `Pending`, and the chunk freed last before Q ran. Fence form (F
+//! returns `Pending`, and the pass that freed cells last before Q ran. Fence form (F
 //! and H SeqCst fences): if F precedes H, Q (after H) sees the freed cells,
 //! the push succeeds and the future does not wait. Otherwise H precedes F,
 //! so L reads S or a later value: reading `true`, the worker takes the
@@ -48,7 +48,7 @@ pub(crate) const WAKERS: usize = 4;
 /// A lane's waiters for room in its ring.
 pub(crate) struct Room {
     /// Set by a future after it left its waker (S); read by the worker after
-    /// each drained chunk (L). On its own line: the worker's load stays a
+    /// each pass over the lane that took requests (L). On its own line: the worker's load stays a
     /// hit while nobody waits.
     waiting: CachePadded<AtomicBool>,
     wakers: Mutex<Vec<Waker>>,
@@ -89,7 +89,7 @@ impl Room {
         barrier.heavy().is_ok()
     }
 
-    /// Worker, after a chunk of the lane's ring was freed (C): F L, and if
+    /// Worker, after a pass freed cells of the lane's ring (C): F L, and if
     /// anyone waits, moves their wakers into `woken` (empty on entry), for
     /// the worker to wake (runtime code: under `catch_unwind`, with nothing
     /// of ours held). Returns whether it did. The two vectors trade places,

@@ -244,8 +244,8 @@ impl<'a, P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Responses<'a, P, R, 
                 true
             }
             Err(msg) => {
-                // A full ring (of requests announced to the worker, or of
-                // cells it frees a chunk at a time: `CallerHandle::push`):
+                // A full ring (of requests announced to the worker and not
+                // yet taken: sends, or another batch's of this thread):
                 // kept like a request for a full lane.
                 self.stalled = Some(Stalled { worker, msg, id, chain });
                 false

@@ -26,8 +26,10 @@
 //!   the producer writes only a cell it saw free (the consumer's read of the
 //!   old value happened before), the consumer reads only a cell it saw full.
 //! - The words a cell holds over one lap (`pos`, `pos + 1`, then `pos + n`)
-//!   are distinct for `n >= 2`, so each look is unambiguous; positions wrap
-//!   at 2^64, far beyond any ring's life.
+//!   are distinct for `n >= 2`, so each look is unambiguous. Positions and
+//!   words are 64-bit on every target, so they never wrap in a ring's life
+//!   (a `usize` would, after 2^32 values on a 32-bit target, and the cell
+//!   of a position would then no longer be `pos mod n`).
 //! - A request is published by a store to the line its value is written to,
 //!   and found by a load of the line the worker reads it from. With shared
 //!   indices (`rtrb`, which this ring replaced) every push also stored to
@@ -48,20 +50,22 @@
 //!
 //! - The consumer frees each cell as it takes it. Freeing a pass's cells
 //!   once at its end was tried: a handler that blocks then holds the cells
-//!   of the requests its pass took before it, and a caller of a small ring
-//!   waits for room behind it (`tests/async_api.rs`, `full_ring`, hung);
-//!   alternated runs of the batch bench showed no gain from it either.
+//!   of the requests its pass took before it, and a blocking caller of a
+//!   small ring, which polls for room, waits behind it (`tests/async_api.rs`,
+//!   `full_ring`, hung); alternated runs of the batch bench showed no gain
+//!   from it either. (An async caller waiting for room is woken only after
+//!   the pass, `room.rs`.)
 //!
 //! Model-checked on its own by `loom-tests/tests/ring.rs` (where no reply
 //! orders a cell's reuse, so the hand-offs above are all there is), and
 //! through the pool by every other loom model in `loom-tests/`.
 
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, UnsafeCell};
 use std::mem::MaybeUninit;
 
 struct Slot<T> {
-    seq: AtomicUsize,
+    seq: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -78,12 +82,13 @@ unsafe impl<T: Send> Send for Shared<T> {}
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        let n = self.slots.len();
+        let n = self.slots.len() as u64;
         for (i, slot) in self.slots.iter().enumerate() {
             // A full cell's word is one more than a position that maps to
-            // it (a free one's is such a position): both sides are gone, so
-            // the words are final.
-            if slot.seq.load(Ordering::Relaxed) % n == (i + 1) % n {
+            // it (a free one's is such a position; positions never wrap).
+            // Relaxed: both sides are gone, and the drop of the last `Arc`
+            // (an Acquire) ordered their stores before this.
+            if slot.seq.load(Ordering::Relaxed) % n == (i as u64 + 1) % n {
                 // SAFETY: the cell is full: its value was written and never
                 // taken, and we are the last owner.
                 slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
@@ -97,10 +102,10 @@ impl<T> Drop for Shared<T> {
 pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let n = capacity.max(2);
     let slots =
-        (0..n).map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) });
+        (0..n).map(|i| Slot { seq: AtomicU64::new(i as u64), value: UnsafeCell::new(MaybeUninit::uninit()) });
     let shared = Arc::new(Shared { slots: slots.collect() });
     (
-        Producer { shared: shared.clone(), pos: 0, index: 0, free_until: n },
+        Producer { shared: shared.clone(), pos: 0, index: 0, free_until: n as u64 },
         Consumer { shared, pos: 0, index: 0 },
     )
 }
@@ -109,21 +114,21 @@ pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 pub(crate) struct Producer<T> {
     shared: Arc<Shared<T>>,
     /// Values pushed since the ring was made.
-    pos: usize,
+    pos: u64,
     /// `pos` mod the number of cells.
     index: usize,
-    /// The cells of the positions below this one are known to be free
-    /// (`fits`); never below `pos`.
-    free_until: usize,
+    /// The cells of the positions in `[pos, free_until)` are known to be
+    /// free (`fits`); never below `pos`.
+    free_until: u64,
 }
 
 impl<T> Producer<T> {
     /// The cell `k` places after the next one, and its position.
     #[inline]
-    fn ahead(&self, k: usize) -> (&Slot<T>, usize) {
+    fn ahead(&self, k: usize) -> (&Slot<T>, u64) {
         let n = self.shared.slots.len();
         let i = self.index + k;
-        (&self.shared.slots[if i >= n { i - n } else { i }], self.pos.wrapping_add(k))
+        (&self.shared.slots[if i >= n { i - n } else { i }], self.pos + k as u64)
     }
 
     /// Whether the cell `k` places after the next one is free for its
@@ -146,7 +151,7 @@ impl<T> Producer<T> {
     #[inline]
     fn fits(&mut self, len: usize) -> bool {
         debug_assert!(len >= 1 && len <= self.shared.slots.len());
-        if self.free_until.wrapping_sub(self.pos) >= len {
+        if self.free_until - self.pos >= len as u64 {
             return true;
         }
         let far = (self.shared.slots.len() / 2).max(len);
@@ -157,7 +162,7 @@ impl<T> Producer<T> {
         } else {
             return false;
         };
-        self.free_until = self.pos.wrapping_add(known);
+        self.free_until = self.pos + known as u64;
         true
     }
 
@@ -188,9 +193,9 @@ impl<T> Producer<T> {
             // Release: pairs with the consumer's Acquire load in `full`,
             // publishing this cell's value and, stored last to first, the
             // words of the cells after it (module docs).
-            slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+            slot.seq.store(pos + 1, Ordering::Release);
         }
-        self.pos = self.pos.wrapping_add(N);
+        self.pos += N as u64;
         let n = self.shared.slots.len();
         self.index += N;
         if self.index >= n {
@@ -204,7 +209,7 @@ impl<T> Producer<T> {
 pub(crate) struct Consumer<T> {
     shared: Arc<Shared<T>>,
     /// Values taken since the ring was made.
-    pos: usize,
+    pos: u64,
     /// `pos` mod the number of cells.
     index: usize,
 }
@@ -216,7 +221,7 @@ impl<T> Consumer<T> {
         let slot = &self.shared.slots[self.index];
         // Acquire: pairs with the producer's Release store in `push_run`;
         // its write of the value happened before.
-        (slot.seq.load(Ordering::Acquire) == self.pos.wrapping_add(1)).then_some(slot)
+        (slot.seq.load(Ordering::Acquire) == self.pos + 1).then_some(slot)
     }
 
     /// The oldest value, left in the ring.
@@ -239,8 +244,8 @@ impl<T> Consumer<T> {
         let n = self.shared.slots.len();
         // Release: pairs with the producer's Acquire load in `fits`; our read
         // of the value happened before its next write of the cell.
-        slot.seq.store(self.pos.wrapping_add(n), Ordering::Release);
-        self.pos = self.pos.wrapping_add(1);
+        slot.seq.store(self.pos + n as u64, Ordering::Release);
+        self.pos += 1;
         self.index = if self.index + 1 == n { 0 } else { self.index + 1 };
         Some(v)
     }

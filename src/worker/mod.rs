@@ -14,7 +14,7 @@
 //!    pushed before the lane was adopted; its caller rang the lane's bit
 //!    too, so this only saves a round of the loop).
 //! 3. For each hinted lane, round-robin from the one after the last served:
-//!    drain up to `max_batch` requests in one chunk, process them and
+//!    take up to `max_batch` requests, one at a time, process them and
 //!    publish each reply into the lane's reply cells (`reply.rs`), waking
 //!    the caller if it sleeps. A lane still non-empty is carried to the
 //!    next pass, so one busy caller gets at most `max_batch` per pass and
