@@ -8,12 +8,16 @@
 
 mod common;
 
-use common::Latch;
+use common::{eventually, Latch};
 use shardpool::{
     AddRequest, ChainLink, Error, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool,
     MAX_NESTED_DEPTH,
 };
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
@@ -73,6 +77,8 @@ enum GraphApi {
     Hold(Latch, Option<u64>),
     /// Append to the item's log.
     Record(u64),
+    /// Open the latch; answer with the item's log.
+    Open(Latch),
     /// The item's log.
     Log,
     /// Call item `id + 1` of this pool with one less, until none is left.
@@ -129,6 +135,10 @@ impl PoolItem for Graph {
                 GraphResponse::Log(self.log.clone())
             }
             GraphApi::Log => GraphResponse::Log(self.log.clone()),
+            GraphApi::Open(latch) => {
+                latch.open();
+                GraphResponse::Log(self.log.clone())
+            }
             GraphApi::Poke(to, v, then) => {
                 let pool = self.pools[self.pool].upgrade().unwrap();
                 pool.send(Record(to, v)).unwrap();
@@ -585,4 +595,84 @@ fn an_item_called_inline_again_after_a_request_was_deferred_for_it_runs_that_req
         GraphResponse::Last(Err(e)) => panic!("{e}"),
         _ => panic!("not a sequence"),
     }
+}
+
+/// A waker that counts its wake-ups and unparks the thread that made it.
+struct Counting {
+    wakes: AtomicUsize,
+    thread: thread::Thread,
+}
+
+impl Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+fn poll_until_ready<F: Future + Unpin>(f: &mut F, waker: &Waker) -> F::Output {
+    loop {
+        if let Poll::Ready(v) = Pin::new(&mut *f).poll(&mut Context::from_waker(waker)) {
+            return v;
+        }
+        thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_async_call_waiting_for_room_is_woken_while_a_handler_of_that_ring_waits() {
+    // One lane of two cells. Item 4's handler holds worker 0 while an async
+    // call to item 0 fills the ring and a second async call, to item 2,
+    // waits for room. Item 4 is let go: worker 0 takes item 0's request,
+    // freeing the cells, and item 0 calls item 1 (worker 1), which waits
+    // for a latch that only item 2's request opens. The second call must be
+    // woken while item 0 waits (its pass would wake it only after item 0
+    // returned, which waits on it).
+    within(60, || {
+        let pool = Arc::new(
+            ThreadPool::<Graph>::builder().workers(2).ring_capacity(1).pinning(Pinning::Off).build().unwrap(),
+        );
+        let weak = vec![Arc::downgrade(&pool)];
+        for id in 0..5 {
+            let init = GraphInit { pool: 0, pools: weak.clone() };
+            pool.send_and_receive_once(AddRequest::new(id, init)).unwrap();
+        }
+        let hold = Latch::new();
+        pool.send(Raw(4, GraphApi::Hold(hold.clone(), None))).unwrap();
+        hold.until_waiting(1);
+        let latch = Latch::new();
+        let first_waker = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: thread::current() });
+        let second_waker = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: thread::current() });
+        let (w1, w2) = (Waker::from(first_waker.clone()), Waker::from(second_waker.clone()));
+        let mut first = pool.send_and_receive_once_async(Raw(
+            0,
+            GraphApi::Seq(vec![(1, GraphApi::Hold(latch.clone(), None))]),
+        ));
+        assert!(Pin::new(&mut first).poll(&mut Context::from_waker(&w1)).is_pending());
+        let mut second = pool.send_and_receive_once_async(Raw(2, GraphApi::Open(latch.clone())));
+        assert!(Pin::new(&mut second).poll(&mut Context::from_waker(&w2)).is_pending(), "the ring is full");
+        assert_eq!(second_waker.wakes.load(Ordering::SeqCst), 0);
+        hold.open();
+        // Item 1 is waiting: item 0 is in its call, its pass not over.
+        latch.until_waiting(1);
+        let woken = eventually(|| second_waker.wakes.load(Ordering::SeqCst) > 0);
+        if !woken {
+            // Unblock everything so that the failure is reported, not hung.
+            latch.open();
+        }
+        assert!(woken, "the call waiting for room was not woken while item 0 waited");
+        match poll_until_ready(&mut second, &w2) {
+            Ok(GraphResponse::Log(log)) => assert!(log.is_empty()),
+            _ => panic!("not item 2's log"),
+        }
+        match poll_until_ready(&mut first, &w1) {
+            Ok(GraphResponse::Last(Ok(held))) => {
+                assert!(matches!(*held, GraphResponse::Held(Ok(ref log)) if log.is_empty()))
+            }
+            _ => panic!("not item 0's sequence"),
+        }
+    });
 }

@@ -386,6 +386,22 @@ impl<P: PoolItem> Core<P> {
 }
 
 impl<P: PoolItem> Host<P> {
+    /// Wakes the async callers waiting for room in any lane's ring. A pass
+    /// lower on the stack took cells from its lane and wakes that lane's
+    /// waiters only once it ends, after the handler now waiting has
+    /// returned; the request a waiter would send may be what this wait
+    /// needs. (Lanes are fetched one at a time: the wakers are runtime code,
+    /// which may come back to this worker.)
+    fn wake_rooms(&self) {
+        for b in 0..crate::doorbell::LANE_BITS as usize {
+            let mut i = 0;
+            while let Some(lane) = self.lanes.get(b, i) {
+                self.wake_room_after_drain(&lane);
+                i += 1;
+            }
+        }
+    }
+
     /// A pass made while a handler waits (module docs): returns whether it
     /// took any request.
     fn serve_nested(&self) -> bool {
@@ -624,6 +640,7 @@ impl<P: PoolItem> crate::nest::Host for Host<P> {
     }
 
     fn begin_wait(&self, wait: Option<Wait>) -> u64 {
+        self.wake_rooms();
         let levels = &self.core.levels;
         let mark = levels.fresh_mark();
         if let (Some(wait), Some((d, level))) = (wait, levels.top()) {
