@@ -12,13 +12,18 @@
 #   cargo bench --bench round_trip --no-run
 #   perf/ab.sh /tmp/oldtarget/release/deps/round_trip-<hash> \
 #       target/release/deps/round_trip-<hash> 'round_trip/(shardpool$|cache_line_floor)' 5
+#
+# Extra criterion arguments go in AB_ARGS (perf/ab_medians.sh passes short
+# run times there).
 set -eu
 old=$1 new=$2 filter=$3 rounds=$4
+read -r -a extra <<< "${AB_ARGS:-}"
+
 for _ in $(seq 1 "$rounds"); do
   for side in old new; do
     if [ "$side" = old ]; then bin=$old; else bin=$new; fi
     rm -rf target/criterion
-    "$bin" --bench "$filter" >/dev/null 2>&1
+    "$bin" --bench "$filter" "${extra[@]}" >/dev/null 2>&1
     printf '%s:' "$side"
     find target/criterion -path '*/new/estimates.json' | sort | while read -r f; do
       name=${f#target/criterion/}; name=${name%/new/estimates.json}

@@ -61,9 +61,10 @@
 //! An awake worker finds the push by looking at the rings itself: every
 //! lane's ring on every pass of its loop and on every spin while it idles
 //! (`worker/mod.rs`), a load of the sequence word of each ring's next cell
-//! (`sync/ring.rs`), which stays a cache hit while the ring does not change. So while the worker is awake a
-//! request costs its caller no locked instruction, and the caller of a
-//! single call is served as soon as the worker looks.
+//! (`sync/ring.rs`), which stays a cache hit while the ring does not
+//! change. So while the worker is awake a request costs its caller no
+//! locked instruction, and the caller of a single call is served as soon as
+//! the worker looks.
 //!
 //! Why no push is stranded, fence form (F and H SeqCst fences): if F comes
 //! before H in the fences' total order, Q (after H) sees P; if H comes

@@ -42,10 +42,10 @@
 //! parks again. (Parking again on the same announcement would lose a
 //! reply: a publisher on another of this caller's lanes may have cleared
 //! `sleeping` and woken us for its own reply, and the publisher of ours then
-//! finds it cleared and wakes nobody.) A request the waiting worker may not take (its
-//! item is in a call lower on this thread's stack) does not count as work
-//! at Q: no caller will ring for it again, and it becomes takeable only
-//! when this wait has ended.
+//! finds it cleared and wakes nobody.) A request the waiting worker may not
+//! take (its item is in a call lower on this thread's stack) does not count
+//! as work at Q: no caller will ring for it again, and it becomes takeable
+//! only when this wait has ended.
 
 use crate::chain::{FrameRef, Wait};
 use crate::error::Error;

@@ -22,9 +22,10 @@
 //! ```
 //!
 //! **No waiter is stranded.** Take the future's last S H Q before it
-//! returns `Pending`, and the pass that freed cells last before Q ran. Fence form (F
-//! and H SeqCst fences): if F precedes H, Q (after H) sees the freed cells,
-//! the push succeeds and the future does not wait. Otherwise H precedes F,
+//! returns `Pending`, and the pass that freed cells last before Q ran.
+//! Fence form (F and H SeqCst fences): if F precedes H, Q (after H) sees
+//! the freed cells, the push succeeds and the future does not wait.
+//! Otherwise H precedes F,
 //! so L reads S or a later value: reading `true`, the worker takes the
 //! wakers, ours among them (W came before S), and wakes it; a later
 //! `false` was written by another worker pass's swap after S, which took
@@ -48,8 +49,8 @@ pub(crate) const WAKERS: usize = 4;
 /// A lane's waiters for room in its ring.
 pub(crate) struct Room {
     /// Set by a future after it left its waker (S); read by the worker after
-    /// each pass over the lane that took requests (L). On its own line: the worker's load stays a
-    /// hit while nobody waits.
+    /// each pass over the lane that took requests (L). On its own line: the
+    /// worker's load stays a hit while nobody waits.
     waiting: CachePadded<AtomicBool>,
     wakers: Mutex<Vec<Waker>>,
 }

@@ -5,13 +5,11 @@
 
 mod common;
 
-use common::{eventually, Latch};
+use common::{block_on, counting, eventually, poll_once, Latch};
 use shardpool::{pool_item, Error, PanicReport, Request, ThreadPool};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
 /// A response that counts its drops.
@@ -66,42 +64,6 @@ impl Actor {
     fn fragile(&mut self, latch: Latch, n: u64) -> Fragile {
         latch.wait();
         Fragile(n)
-    }
-}
-
-/// A waker that counts its wake-ups and unparks a thread.
-struct Counting {
-    wakes: AtomicUsize,
-    thread: std::thread::Thread,
-}
-
-impl Wake for Counting {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-        self.thread.unpark();
-    }
-}
-
-fn counting() -> (Arc<Counting>, Waker) {
-    let c = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: std::thread::current() });
-    (c.clone(), Waker::from(c))
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut Context::from_waker(waker))
-}
-
-/// Polls `f` to completion on this thread, parking between polls.
-fn block_on<F: Future + Unpin>(mut f: F) -> F::Output {
-    let (_, waker) = counting();
-    loop {
-        if let Poll::Ready(v) = poll_once(&mut f, &waker) {
-            return v;
-        }
-        std::thread::park();
     }
 }
 

@@ -8,16 +8,13 @@
 
 mod common;
 
-use common::{eventually, Latch};
+use common::{counting, eventually, poll_once, poll_until_ready, Latch};
 use shardpool::{
     AddRequest, ChainLink, Error, Message, NewItemError, Pinning, PoolItem, Reply, Request, ThreadPool,
     MAX_NESTED_DEPTH,
 };
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Weak};
-use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
@@ -597,31 +594,6 @@ fn an_item_called_inline_again_after_a_request_was_deferred_for_it_runs_that_req
     }
 }
 
-/// A waker that counts its wake-ups and unparks the thread that made it.
-struct Counting {
-    wakes: AtomicUsize,
-    thread: thread::Thread,
-}
-
-impl Wake for Counting {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-        self.thread.unpark();
-    }
-}
-
-fn poll_until_ready<F: Future + Unpin>(f: &mut F, waker: &Waker) -> F::Output {
-    loop {
-        if let Poll::Ready(v) = Pin::new(&mut *f).poll(&mut Context::from_waker(waker)) {
-            return v;
-        }
-        thread::park_timeout(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn an_async_call_waiting_for_room_is_woken_while_a_handler_of_that_ring_waits() {
     // One lane of two cells. Item 4's handler holds worker 0 while an async
@@ -644,16 +616,15 @@ fn an_async_call_waiting_for_room_is_woken_while_a_handler_of_that_ring_waits() 
         pool.send(Raw(4, GraphApi::Hold(hold.clone(), None))).unwrap();
         hold.until_waiting(1);
         let latch = Latch::new();
-        let first_waker = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: thread::current() });
-        let second_waker = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: thread::current() });
-        let (w1, w2) = (Waker::from(first_waker.clone()), Waker::from(second_waker.clone()));
+        let (_, w1) = counting();
+        let (second_waker, w2) = counting();
         let mut first = pool.send_and_receive_once_async(Raw(
             0,
             GraphApi::Seq(vec![(1, GraphApi::Hold(latch.clone(), None))]),
         ));
-        assert!(Pin::new(&mut first).poll(&mut Context::from_waker(&w1)).is_pending());
+        assert!(poll_once(&mut first, &w1).is_pending());
         let mut second = pool.send_and_receive_once_async(Raw(2, GraphApi::Open(latch.clone())));
-        assert!(Pin::new(&mut second).poll(&mut Context::from_waker(&w2)).is_pending(), "the ring is full");
+        assert!(poll_once(&mut second, &w2).is_pending(), "the ring is full");
         assert_eq!(second_waker.wakes.load(Ordering::SeqCst), 0);
         hold.open();
         // Item 1 is waiting: item 0 is in its call, its pass not over.

@@ -11,7 +11,22 @@
 
 use loom::thread;
 use loom_tests::{check, Preemptions};
-use shardpool::loom_api::spsc;
+use shardpool::loom_api::{spsc, Consumer};
+
+/// Takes `0..n` off the ring, yielding while it is empty; each value must
+/// be the next one.
+fn take_in_order(consumer: &mut Consumer<Box<u64>>, n: u64) {
+    let mut expected = 0;
+    while expected < n {
+        match consumer.pop() {
+            Some(v) => {
+                assert_eq!(*v, expected);
+                expected += 1;
+            }
+            None => thread::yield_now(),
+        }
+    }
+}
 
 /// Values `0..5`, the middle two as a pair published together, through a
 /// ring of two cells: every cell is reused, and the pair needs both cells
@@ -34,16 +49,7 @@ fn a_producer_lapping_a_ring_of_two_hands_every_value_over_in_order() {
                 }
             }
         });
-        let mut expected = 0;
-        while expected < 5 {
-            match consumer.pop() {
-                Some(v) => {
-                    assert_eq!(*v, expected);
-                    expected += 1;
-                }
-                None => thread::yield_now(),
-            }
-        }
+        take_in_order(&mut consumer, 5);
         sender.join().unwrap();
     });
 }
@@ -67,16 +73,7 @@ fn a_pair_pushed_while_the_ring_drains_waits_for_its_last_cell() {
                 thread::yield_now();
             }
         });
-        let mut expected = 0;
-        while expected < 7 {
-            match consumer.pop() {
-                Some(v) => {
-                    assert_eq!(*v, expected);
-                    expected += 1;
-                }
-                None => thread::yield_now(),
-            }
-        }
+        take_in_order(&mut consumer, 7);
         sender.join().unwrap();
     });
 }

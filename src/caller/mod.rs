@@ -434,8 +434,8 @@ impl<P: PoolItem> CallerHandle<P> {
     }
 
     /// Waits for the outcome of slot `idx`, whose request for item `id` (a
-    /// question about the items: none) went to worker `w`, spinning as `spin()` says (asked only if it must wait), and
-    /// frees the slot. Returns the state's borrow again, and whether the
+    /// question about the items: none) went to worker `w`, spinning as
+    /// `spin()` says (asked only if it must wait), and frees the slot. Returns the state's borrow again, and whether the
     /// spin ran out. Past `deadline`, abandons the slot instead (its reply
     /// is dropped when it comes) and returns `None`.
     ///

@@ -97,6 +97,16 @@ impl<T> Drop for Shared<T> {
     }
 }
 
+/// Index `i` (below twice the cell count `n`) taken back into the ring.
+#[inline]
+fn wrap(i: usize, n: usize) -> usize {
+    if i >= n {
+        i - n
+    } else {
+        i
+    }
+}
+
 /// Creates a ring with room for `capacity` values (at least two: the
 /// sequence words need two cells to tell a lap's states apart).
 pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
@@ -126,9 +136,8 @@ impl<T> Producer<T> {
     /// The cell `k` places after the next one, and its position.
     #[inline]
     fn ahead(&self, k: usize) -> (&Slot<T>, u64) {
-        let n = self.shared.slots.len();
-        let i = self.index + k;
-        (&self.shared.slots[if i >= n { i - n } else { i }], self.pos + k as u64)
+        let slots = &self.shared.slots;
+        (&slots[wrap(self.index + k, slots.len())], self.pos + k as u64)
     }
 
     /// Whether the cell `k` places after the next one is free for its
@@ -150,7 +159,7 @@ impl<T> Producer<T> {
     /// again only once it has used them up.
     #[inline]
     fn fits(&mut self, len: usize) -> bool {
-        debug_assert!(len >= 1 && len <= self.shared.slots.len());
+        debug_assert!(len <= self.shared.slots.len());
         if self.free_until - self.pos >= len as u64 {
             return true;
         }
@@ -176,9 +185,6 @@ impl<T> Producer<T> {
     /// or none), or gives them back if there is no room for all.
     #[inline]
     pub(crate) fn push_run<const N: usize>(&mut self, values: [T; N]) -> Result<(), [T; N]> {
-        if N == 0 {
-            return Ok(());
-        }
         if N > self.shared.slots.len() || !self.fits(N) {
             return Err(values);
         }
@@ -196,11 +202,7 @@ impl<T> Producer<T> {
             slot.seq.store(pos + 1, Ordering::Release);
         }
         self.pos += N as u64;
-        let n = self.shared.slots.len();
-        self.index += N;
-        if self.index >= n {
-            self.index -= n;
-        }
+        self.index = wrap(self.index + N, self.shared.slots.len());
         Ok(())
     }
 }
@@ -246,7 +248,7 @@ impl<T> Consumer<T> {
         // of the value happened before its next write of the cell.
         slot.seq.store(self.pos + n as u64, Ordering::Release);
         self.pos += 1;
-        self.index = if self.index + 1 == n { 0 } else { self.index + 1 };
+        self.index = wrap(self.index + 1, n);
         Some(v)
     }
 

@@ -46,6 +46,9 @@ pub(super) struct Lane<P: PoolItem> {
     /// The mark of the wait during which this lane stalled (`nest.rs`);
     /// stalled while that wait is the innermost.
     pub(super) stalled: Cell<u64>,
+    /// Cells were taken from the ring since async callers waiting for room
+    /// were last looked for (`Host::wake_room_after_drain`).
+    pub(super) unwoken: Cell<bool>,
 }
 
 impl<P: PoolItem> Lane<P> {
@@ -62,6 +65,7 @@ impl<P: PoolItem> Lane<P> {
             next_chain: Cell::new(None),
             open: Cell::new(false),
             stalled: Cell::new(0),
+            unwoken: Cell::new(false),
         }
     }
 
@@ -72,7 +76,11 @@ impl<P: PoolItem> Lane<P> {
         // holds `Cell`s), and the pop runs no user code (the entry is moved
         // out, not dropped), so no other reference to the ring exists while
         // this one does.
-        self.requests.with_mut(|r| unsafe { (*r).pop() })
+        let taken = self.requests.with_mut(|r| unsafe { (*r).pop() });
+        if taken.is_some() {
+            self.unwoken.set(true);
+        }
+        taken
     }
 
     /// Applies `f` to the entry at the head of the ring, left there.
@@ -80,7 +88,7 @@ impl<P: PoolItem> Lane<P> {
     pub(super) fn peek<R>(&self, f: impl FnOnce(&Payload<P>) -> R) -> Option<R> {
         // SAFETY: as in `pop`; `f` only looks at the entry (its callers
         // read an id and a kind), running no user code.
-        self.requests.with_mut(|r| unsafe { (*r).peek() }.map(f))
+        self.requests.with(|r| unsafe { (*r).peek() }.map(f))
     }
 
     /// Whether the ring holds nothing (as seen now).

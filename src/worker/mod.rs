@@ -219,6 +219,7 @@ impl<P: PoolItem> Host<P> {
     /// for room in its ring (`room.rs`).
     #[inline]
     fn wake_room_after_drain(&self, lane: &Lane<P>) {
+        lane.unwoken.set(false);
         if lane.room.after_drain(&self.pool.barrier, &mut lane.woken.borrow_mut()) {
             // Taken out while the wakers (runtime code) run.
             let mut woken = std::mem::take(&mut *lane.woken.borrow_mut());

@@ -386,17 +386,20 @@ impl<P: PoolItem> Core<P> {
 }
 
 impl<P: PoolItem> Host<P> {
-    /// Wakes the async callers waiting for room in any lane's ring. A pass
-    /// lower on the stack took cells from its lane and wakes that lane's
+    /// Wakes the async callers waiting for room in the rings that passes
+    /// lower on the stack took cells from: such a pass wakes its lane's
     /// waiters only once it ends, after the handler now waiting has
-    /// returned; the request a waiter would send may be what this wait
-    /// needs. (Lanes are fetched one at a time: the wakers are runtime code,
-    /// which may come back to this worker.)
+    /// returned, and the request a waiter would send may be what this wait
+    /// needs. A lane with no cell taken since its last look has nothing to
+    /// announce (`room.rs`). (Lanes are fetched one at a time: the wakers
+    /// are runtime code, which may come back to this worker.)
     fn wake_rooms(&self) {
         for b in 0..crate::doorbell::LANE_BITS as usize {
             let mut i = 0;
             while let Some(lane) = self.lanes.get(b, i) {
-                self.wake_room_after_drain(&lane);
+                if lane.unwoken.get() {
+                    self.wake_room_after_drain(&lane);
+                }
                 i += 1;
             }
         }

@@ -241,3 +241,50 @@ impl Latch {
         cv.notify_all();
     }
 }
+
+/// A waker that counts its wake-ups and unparks the thread that made it.
+pub struct Counting {
+    pub wakes: std::sync::atomic::AtomicUsize,
+    thread: std::thread::Thread,
+}
+
+impl std::task::Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// A counting waker for the calling thread, and the count.
+pub fn counting() -> (Arc<Counting>, std::task::Waker) {
+    let c = Arc::new(Counting { wakes: AtomicUsize::new(0), thread: std::thread::current() });
+    (c.clone(), std::task::Waker::from(c))
+}
+
+/// Polls `f` once with `waker`.
+pub fn poll_once<F: std::future::Future + Unpin>(
+    f: &mut F,
+    waker: &std::task::Waker,
+) -> std::task::Poll<F::Output> {
+    std::pin::Pin::new(f).poll(&mut std::task::Context::from_waker(waker))
+}
+
+/// Polls `f` with `waker` (one made by [`counting`] on this thread) until it
+/// is ready, parking between polls.
+pub fn poll_until_ready<F: std::future::Future + Unpin>(f: &mut F, waker: &std::task::Waker) -> F::Output {
+    loop {
+        if let std::task::Poll::Ready(v) = poll_once(f, waker) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Polls `f` to completion on this thread, parking between polls.
+pub fn block_on<F: std::future::Future + Unpin>(mut f: F) -> F::Output {
+    let (_, waker) = counting();
+    poll_until_ready(&mut f, &waker)
+}
