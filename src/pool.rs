@@ -677,6 +677,7 @@ impl<P: PoolItem> ThreadPool<P> {
                         // Stored before the worker reported to `build`,
                         // which waited for that report under a lock.
                         core: Some(w.core.load(Ordering::Relaxed)).filter(|&c| c != NOT_PINNED),
+                        callers_on_core: w.sharers.load(Ordering::Relaxed) as u64,
                         thread_name: self.names.get(index).cloned().unwrap_or_default(),
                         send_errors: c.unanswered_errors.load(Ordering::Relaxed),
                     }

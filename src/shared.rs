@@ -109,6 +109,11 @@ pub(crate) struct WorkerShared<P: PoolItem> {
     /// busy pass: a hint for how callers wait (`Shared::caller_spin`),
     /// written by the worker only when it changes.
     pub(crate) queued: AtomicUsize,
+    /// How many caller handles last saw their thread on this worker's core
+    /// (`CallerHandle::locate`): while any do, the idle worker yields the
+    /// core on every look for work, so that such a caller gets its core
+    /// back as soon as its reply is out. A hint, counted by the callers.
+    pub(crate) sharers: AtomicUsize,
     pub(crate) registrations: Mutex<Vec<Registration<P>>>,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
@@ -144,6 +149,7 @@ impl<P: PoolItem> Shared<P> {
                     core: AtomicUsize::new(NOT_PINNED),
                     stack: AtomicUsize::new(0),
                     queued: AtomicUsize::new(0),
+                    sharers: AtomicUsize::new(0),
                     registrations: Mutex::new(Vec::new()),
                     counters: CachePadded::new(WorkerCounters::default()),
                 })
@@ -230,6 +236,12 @@ impl<P: PoolItem> Shared<P> {
         } else {
             Spin::alone(budget)
         }
+    }
+
+    /// The worker pinned to core `cpu`, if any (the first, should several
+    /// share it).
+    pub(crate) fn worker_on_core(&self, cpu: usize) -> Option<usize> {
+        self.workers.iter().position(|w| w.core.load(Ordering::Relaxed) == cpu)
     }
 
     /// Closes the pool and wakes every worker so it drains and exits

@@ -84,6 +84,12 @@ pub struct WorkerStats {
     /// ([`Pinning::Off`](crate::Pinning::Off), or pinning failed under
     /// [`Pinning::BestEffort`](crate::Pinning::BestEffort)).
     pub core: Option<usize>,
+    /// Caller threads that, when they last looked (as they register, and
+    /// after a wait in which they parked), were running on this worker's
+    /// core. While there are any, the worker, when idle, gives its core
+    /// away on every look for work rather than now and then, so that a
+    /// caller waiting on the same core is not kept waiting for it.
+    pub callers_on_core: u64,
     /// The worker thread's name.
     pub thread_name: String,
     /// Requests sent with [`send`](crate::ThreadPool::send) (no reply) that

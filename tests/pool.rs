@@ -675,3 +675,48 @@ fn statistics_count_requests_batches_and_callers() {
     assert_eq!(s.workers[0].callers, 1);
     assert_eq!(s.items(), 10);
 }
+
+/// A caller thread counts itself on the worker pinned to the core it runs on
+/// (that worker, when idle, then gives the core away on every look for
+/// work), moves its count when a wait in which it parked finds it on
+/// another core, and takes the count away when it exits.
+#[test]
+fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exits() {
+    let cores: Vec<usize> =
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    if cores.len() < 2 {
+        eprintln!("skipped: needs a process allowed on two cores at least");
+        return;
+    }
+    let (c0, c1) = (cores[0], cores[1]);
+    // No caller spin: a call whose reply is not in at once parks.
+    let pool = ThreadPool::<Node>::builder()
+        .workers(2)
+        .cores(vec![c0, c1])
+        .caller_spin(Duration::ZERO)
+        .build()
+        .unwrap();
+    let on_core = || {
+        let s = pool.stats();
+        (s.workers[0].callers_on_core, s.workers[1].callers_on_core)
+    };
+    assert_eq!(on_core(), (0, 0));
+    let pin = |core: usize| assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }));
+    thread::scope(|s| {
+        s.spawn(|| {
+            pin(c0);
+            // Item 1 lives on worker 1; each `Record` keeps it busy 50 ms, so
+            // the call parks.
+            let init = NodeInit { record_work: Duration::from_millis(50), ..NodeInit::default() };
+            pool.send_and_receive_once(AddRequest::new(1, init)).unwrap();
+            assert_eq!(on_core(), (1, 0), "registered on worker 0's core");
+            pin(c1);
+            assert_eq!(on_core(), (1, 0), "not looked again before a park");
+            pool.send_and_receive_once(Record(1, 1)).unwrap();
+            assert_eq!(on_core(), (0, 1), "moved to worker 1's core");
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(on_core(), (0, 0), "an exited caller is not counted");
+}

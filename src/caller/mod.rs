@@ -228,6 +228,9 @@ impl<P: PoolItem> Drop for Discarded<P> {
 /// `CallerHandle::cpu` when the core is not known.
 const UNKNOWN_CPU: usize = usize::MAX;
 
+/// `CallerHandle::sharing` when no worker of the pool is on this core.
+const NO_WORKER: usize = usize::MAX;
+
 /// A thread's handle on one pool.
 pub(crate) struct CallerHandle<P: PoolItem> {
     pool: Arc<Shared<P>>,
@@ -239,6 +242,9 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     /// registration and again after a wait whose spin ran out (the thread
     /// may have moved), not on every wait.
     cpu: Cell<usize>,
+    /// The worker pinned to that core, counted among its `sharers`
+    /// (`locate`), or `NO_WORKER`.
+    sharing: Cell<usize>,
     /// The level of nesting on this thread it serves (`handle`).
     level: usize,
 }
@@ -334,10 +340,12 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>, level: usize) -> Result<Rc<Calle
             slots,
             discard: Vec::new(),
         }),
-        cpu: Cell::new(affinity::current_cpu().unwrap_or(UNKNOWN_CPU)),
+        cpu: Cell::new(UNKNOWN_CPU),
+        sharing: Cell::new(NO_WORKER),
         rooms,
         level,
     });
+    handle.locate();
     event!(debug, pool = pool.id, lane = handle.shared.lane, "caller thread registered");
     let stale = HANDLES
         .try_with(|h| {
@@ -372,6 +380,10 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
+        if let Some(w) = self.pool.workers.get(self.sharing.get()) {
+            // Relaxed: see `locate`.
+            w.sharers.fetch_sub(1, Ordering::Relaxed);
+        }
         event!(debug, pool = self.pool.id, lane = self.shared.lane, "caller thread retired");
         for w in self.pool.workers.iter() {
             w.doorbell.ring(lane_bit(self.shared.lane));
@@ -429,7 +441,33 @@ impl<P: PoolItem> CallerHandle<P> {
     #[inline]
     fn after_wait(&self, parked: bool) {
         if parked {
-            self.cpu.set(affinity::current_cpu().unwrap_or(UNKNOWN_CPU));
+            self.locate();
+        }
+    }
+
+    /// Looks up the core this thread runs on, and counts it among the
+    /// `sharers` of the worker pinned there (uncounting it from the one
+    /// before), so that the worker, when idle, yields that core on every
+    /// look for work (`Looper::spin_timed`). A worker's own handles on its
+    /// pool are not counted: its idle loop is not waiting on them.
+    fn locate(&self) {
+        let cpu = affinity::current_cpu().unwrap_or(UNKNOWN_CPU);
+        self.cpu.set(cpu);
+        let me = crate::shared::current_worker(self.pool.id);
+        let on = (cpu != UNKNOWN_CPU)
+            .then(|| self.pool.worker_on_core(cpu))
+            .flatten()
+            .filter(|&w| me != Some(w))
+            .unwrap_or(NO_WORKER);
+        let before = self.sharing.replace(on);
+        if before != on {
+            // Relaxed: a hint for how the worker spins, not a hand-off.
+            if before != NO_WORKER {
+                self.pool.workers[before].sharers.fetch_sub(1, Ordering::Relaxed);
+            }
+            if on != NO_WORKER {
+                self.pool.workers[on].sharers.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
