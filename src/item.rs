@@ -310,7 +310,7 @@ impl<P: PoolItem> Request<P> for RemoveRequest {
 }
 
 crate::sync::thread_local! {
-    static BEING_PROCESSED: Cell<Option<u64>> = Cell::new(None);
+    static BEING_PROCESSED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// The id of the item whose constructor, hook or `process_message` is

@@ -120,7 +120,7 @@ pub(crate) trait Host {
 
 crate::sync::thread_local! {
     /// This thread's worker, while it runs.
-    static HOST: Cell<Option<NonNull<dyn Host>>> = Cell::new(None);
+    static HOST: Cell<Option<NonNull<dyn Host>>> = const { Cell::new(None) };
 }
 
 /// Marks the calling thread as running `host` until the guard drops.

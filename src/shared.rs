@@ -258,7 +258,7 @@ impl<P: PoolItem> Shared<P> {
 
 crate::sync::thread_local! {
     /// `(pool id, worker index)` when this thread is a pool worker.
-    static CURRENT_WORKER: Cell<Option<(u64, usize)>> = Cell::new(None);
+    static CURRENT_WORKER: Cell<Option<(u64, usize)>> = const { Cell::new(None) };
 }
 
 /// Marks the calling thread as worker `index` of pool `pool_id`.

@@ -272,7 +272,7 @@ impl<P: PoolItem> AnyHandle for CallerHandle<P> {
 
 crate::sync::thread_local! {
     /// This thread's handles, one per pool it has called.
-    static HANDLES: RefCell<Vec<Rc<dyn AnyHandle>>> = RefCell::new(Vec::new());
+    static HANDLES: RefCell<Vec<Rc<dyn AnyHandle>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's handle on `pool`, registering the thread on first use.

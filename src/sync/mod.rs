@@ -80,8 +80,16 @@ pub(crate) mod thread {
     }
 }
 
-/// Declares a thread-local that loom models per model thread.
+/// Declares a thread-local that loom models per model thread. A
+/// `const { .. }` initialiser is kept as such outside loom (no lazy-init
+/// check on each access; loom takes the plain expression).
 macro_rules! thread_local_shim {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = const $init:block;) => {
+        #[cfg(not(shardpool_loom))]
+        std::thread_local!($(#[$attr])* static $name: $t = const $init;);
+        #[cfg(shardpool_loom)]
+        loom::thread_local!($(#[$attr])* static $name: $t = $init;);
+    };
     ($($tt:tt)*) => {
         #[cfg(not(shardpool_loom))]
         std::thread_local!($($tt)*);
