@@ -3,14 +3,14 @@
 use crate::caller::{self, decode, AsyncResponse, AsyncResponses, CallerHandle, Responses};
 use crate::doorbell::CONTROL;
 use crate::error::{take_panic_message, BatchError, Error, TrySendError};
-use crate::item::{Message, PoolItem, Reply, Request};
+use crate::item::{Message, PoolItem, Request};
 use crate::shared::{current_worker, Shared, NOT_PINNED};
 use crate::stats::{PoolStats, WorkerStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::thread::JoinHandle;
 use crate::sync::{Arc, Mutex};
 use crate::trace::{event, span};
-use crate::wire::{IdSink, Query};
+use crate::wire::{Answer, IdSink, Query};
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -444,7 +444,8 @@ impl<P: PoolItem> ThreadPool<P> {
         let worker = self.shared.route::<P>(id)?;
         let handle = caller::handle(&self.shared)?;
         match handle.query(worker, Query::Contains(id))? {
-            Ok(Reply::Removed { existed, .. }) => Ok(existed),
+            Ok(Answer::Removed(_)) => Ok(true),
+            Ok(Answer::Absent(_)) => Ok(false),
             Ok(_) => Err(Error::UnexpectedResponse { id }),
             Err(e) => Err(*e),
         }

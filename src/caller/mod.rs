@@ -797,7 +797,7 @@ enum Wait {
 /// Turns an outcome into the typed response of `R`.
 pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -> Result<R::Response, Error> {
     match outcome {
-        Ok(reply) => R::from_reply(reply).ok_or(Error::UnexpectedResponse { id }),
+        Ok(answer) => R::from_reply(answer.into()).ok_or(Error::UnexpectedResponse { id }),
         Err(e) => Err(*e),
     }
 }

@@ -6,7 +6,7 @@ use super::lane::Lane;
 use super::nest::{Deferrals, Levels};
 use crate::chain::FrameRef;
 use crate::error::{take_panic_message, Error};
-use crate::item::{Message, PoolItem, Processing, Reply};
+use crate::item::{Message, PoolItem, Processing};
 use crate::shared::{ErrorHandler, PanicHandler, PanicReport};
 use crate::slot;
 use crate::slot::Slab;
@@ -15,7 +15,7 @@ use crate::sync::atomic::{bump, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::Backoff;
 use crate::trace::{event, span};
-use crate::wire::{Destination, IdSink, Outcome, Payload, Query, ReplyTo};
+use crate::wire::{Answer, Destination, IdSink, Outcome, Payload, Query, ReplyTo};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -173,15 +173,16 @@ impl<P: PoolItem> Core<P> {
     }
 
     /// Answers a question about the items here.
-    fn answer(&self, query: Query) -> Reply<P> {
+    fn answer(&self, query: Query) -> Answer<P> {
         match query {
-            Query::Contains(id) => Reply::Removed { id, existed: self.items.borrow().contains_key(&id) },
+            Query::Contains(id) if self.items.borrow().contains_key(&id) => Answer::Removed(id),
+            Query::Contains(id) => Answer::Absent(id),
             Query::Ids(IdSink(sink)) => {
                 // SAFETY: the caller waits, with no deadline, for the reply
                 // published after this write, and does not touch the vector
                 // until it has it (`IdSink`).
                 unsafe { (*sink).extend(self.items.borrow().keys()) };
-                Reply::Added { id: 0 }
+                Answer::Added(0)
             }
         }
     }
@@ -251,7 +252,7 @@ impl<P: PoolItem> Core<P> {
         msg: Message<P>,
         parent: Option<FrameRef>,
         counters: &WorkerCounters,
-    ) -> Result<Reply<P>, Error> {
+    ) -> Result<Answer<P>, Error> {
         span!(TRACE, "process", worker = self.index, id = msg.id());
         match msg {
             Message::Call { id, request } => {
@@ -286,7 +287,7 @@ impl<P: PoolItem> Core<P> {
                 drop(level);
                 drop(item);
                 match (result, response) {
-                    (Ok(()), Some(response)) => Ok(Reply::Response(response)),
+                    (Ok(()), Some(response)) => Ok(Answer::Response(response)),
                     // Cannot happen (the closure took the request and, having
                     // returned, answered it); an error rather than a panic.
                     (Ok(()), None) => Err(Error::UnexpectedResponse { id }),
@@ -331,7 +332,7 @@ impl<P: PoolItem> Core<P> {
                         };
                         WorkerCounters::set(&counters.items, len as u64);
                         event!(debug, worker = self.index, id, "item added");
-                        Ok(Reply::Added { id })
+                        Ok(Answer::Added(id))
                     }
                     Ok(Err(e)) => {
                         // The error's `Display` is user code: it is not run here,
@@ -348,7 +349,7 @@ impl<P: PoolItem> Core<P> {
                     items.remove(&id).map(|item| (item, items.len()))
                 };
                 match removed {
-                    None => Ok(Reply::Removed { id, existed: false }),
+                    None => Ok(Answer::Absent(id)),
                     Some((item, len)) => {
                         WorkerCounters::set(&counters.items, len as u64);
                         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -357,7 +358,7 @@ impl<P: PoolItem> Core<P> {
                         }));
                         event!(debug, worker = self.index, id, "item removed");
                         match result {
-                            Ok(()) => Ok(Reply::Removed { id, existed: true }),
+                            Ok(()) => Ok(Answer::Removed(id)),
                             Err(payload) => Err(self.item_panicked(id, None, payload, counters)),
                         }
                     }
