@@ -329,12 +329,14 @@ pub fn id_being_processed() -> Option<u64> {
 pub(crate) struct Processing(Option<u64>);
 
 impl Processing {
+    #[inline]
     pub(crate) fn enter(id: u64) -> Self {
         Processing(BEING_PROCESSED.with(|c| c.replace(Some(id))))
     }
 }
 
 impl Drop for Processing {
+    #[inline]
     fn drop(&mut self) {
         let prev = self.0;
         let _ = BEING_PROCESSED.try_with(|c| c.set(prev));

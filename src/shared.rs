@@ -267,6 +267,7 @@ pub(crate) fn set_current_worker(pool_id: u64, index: usize) {
 }
 
 /// The worker index of the calling thread in pool `pool_id`, if it is one.
+#[inline]
 pub(crate) fn current_worker(pool_id: u64) -> Option<usize> {
     match CURRENT_WORKER.try_with(Cell::get) {
         Ok(Some((p, w))) if p == pool_id => Some(w),

@@ -51,6 +51,7 @@ pub(crate) struct Spinner {
 }
 
 impl Spinner {
+    #[inline]
     pub(crate) fn new(spin: Spin) -> Self {
         debug_assert!(spin.yield_every.is_power_of_two());
         Self {
