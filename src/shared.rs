@@ -112,7 +112,8 @@ pub(crate) struct WorkerShared<P: PoolItem> {
     /// How many caller handles last saw their thread on this worker's core
     /// (`CallerHandle::locate`): while any do, the idle worker yields the
     /// core on every look for work, so that such a caller gets its core
-    /// back as soon as its reply is out. A hint, counted by the callers.
+    /// back as soon as its reply is out. A hint, counted by the callers;
+    /// nothing depends on it for correctness.
     pub(crate) sharers: AtomicUsize,
     pub(crate) registrations: Mutex<Vec<Registration<P>>>,
     pub(crate) counters: CachePadded<WorkerCounters>,
@@ -238,10 +239,24 @@ impl<P: PoolItem> Shared<P> {
         }
     }
 
-    /// The worker pinned to core `cpu`, if any (the first, should several
-    /// share it).
-    pub(crate) fn worker_on_core(&self, cpu: usize) -> Option<usize> {
-        self.workers.iter().position(|w| w.core.load(Ordering::Relaxed) == cpu)
+    /// Counts (`add`) or uncounts a caller handle on core `cpu` among the
+    /// `sharers` of every worker pinned there but `me` (the handle's own
+    /// thread, if it is a worker of this pool). Nothing for an unknown core
+    /// (`usize::MAX`, which no pinned worker has).
+    pub(crate) fn count_sharer(&self, cpu: usize, me: Option<usize>, add: bool) {
+        if cpu == usize::MAX {
+            return;
+        }
+        for (i, w) in self.workers.iter().enumerate() {
+            if w.core.load(Ordering::Relaxed) == cpu && me != Some(i) {
+                // Relaxed: a hint for how the worker spins, not a hand-off.
+                if add {
+                    w.sharers.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    w.sharers.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Closes the pool and wakes every worker so it drains and exits

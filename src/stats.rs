@@ -84,11 +84,15 @@ pub struct WorkerStats {
     /// ([`Pinning::Off`](crate::Pinning::Off), or pinning failed under
     /// [`Pinning::BestEffort`](crate::Pinning::BestEffort)).
     pub core: Option<usize>,
-    /// Caller threads that, when they last looked (as they register, and
-    /// after a wait in which they parked), were running on this worker's
-    /// core. While there are any, the worker, when idle, gives its core
-    /// away on every look for work rather than now and then, so that a
-    /// caller waiting on the same core is not kept waiting for it.
+    /// Caller threads that, when they last looked, were running on this
+    /// worker's core: a thread looks as it registers, after a wait in which
+    /// it parked, and every 256 waits. A thread counts once per level of
+    /// nesting it calls from (a worker of another pool calling from a
+    /// handler, say), and not on its own worker. While there are any, the
+    /// worker, when idle, gives its core away on every look for work rather
+    /// than now and then, so that a caller waiting on the same core is not
+    /// kept waiting for it. Always 0 where the OS does not say which core a
+    /// thread runs on (Linux does), or when the worker is not pinned.
     pub callers_on_core: u64,
     /// The worker thread's name.
     pub thread_name: String,

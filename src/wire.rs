@@ -23,8 +23,9 @@ use crate::sync::{Arc, Mutex};
 pub(crate) type Outcome<P> = Result<Answer<P>, Box<Error>>;
 
 /// A [`Reply`] as it travels, with a removal's answer told by its variant
-/// rather than by a `bool` beside the tag: every variant's payload starts at
-/// a word. With the `bool`, at byte 1, each move of an outcome copied
+/// rather than by a `bool` beside the tag: every variant of ours carries a
+/// word (a response type with fields below a word's alignment may still be
+/// copied in pieces; that is the item's layout, not ours). With the `bool`, at byte 1, each move of an outcome copied
 /// bytes 1 to 7 in two overlapping 4-byte pieces, and the caller, taking a
 /// reply off its lane and handing it on, reloaded them split the other way,
 /// which stalls the load until the stores drain (a failed store-to-load
@@ -112,11 +113,11 @@ impl<P: PoolItem> Payload<P> {
 
 /// A question about a worker's items.
 pub(crate) enum Query {
-    /// Whether item `id` lives here: answered `Reply::Removed { id, existed }`
-    /// (nothing is removed).
+    /// Whether item `id` lives here: answered `Answer::Removed(id)` if it
+    /// does, `Answer::Absent(id)` if not (nothing is removed).
     Contains(u64),
     /// Append the ids of the items that live here to the caller's vector,
-    /// then answer `Reply::Added { id: 0 }`.
+    /// then answer `Answer::Added(0)`.
     Ids(IdSink),
 }
 

@@ -681,6 +681,7 @@ fn statistics_count_requests_batches_and_callers() {
 /// work), moves its count when a wait in which it parked finds it on
 /// another core, and takes the count away when it exits.
 #[test]
+#[cfg(target_os = "linux")] // where a thread can tell which core it runs on
 fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exits() {
     let cores: Vec<usize> =
         core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
@@ -705,9 +706,9 @@ fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exi
     thread::scope(|s| {
         s.spawn(|| {
             pin(c0);
-            // Item 1 lives on worker 1; each `Record` keeps it busy 50 ms, so
-            // the call parks.
-            let init = NodeInit { record_work: Duration::from_millis(50), ..NodeInit::default() };
+            // Item 1 lives on worker 1; each `Record` keeps it busy 200 ms,
+            // so the call parks.
+            let init = NodeInit { record_work: Duration::from_millis(200), ..NodeInit::default() };
             pool.send_and_receive_once(AddRequest::new(1, init)).unwrap();
             assert_eq!(on_core(), (1, 0), "registered on worker 0's core");
             pin(c1);
@@ -719,4 +720,51 @@ fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exi
         .unwrap();
     });
     assert_eq!(on_core(), (0, 0), "an exited caller is not counted");
+}
+
+/// A caller on a core that several workers are pinned to counts on each of
+/// them; a worker calling another worker of its pool on the same core counts
+/// on that one, never on itself.
+#[test]
+#[cfg(target_os = "linux")] // where a thread can tell which core it runs on
+fn every_worker_on_a_callers_core_counts_it_but_its_own_worker_does_not() {
+    let cores: Vec<usize> =
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    if cores.len() < 2 {
+        eprintln!("skipped: needs a process allowed on two cores at least");
+        return;
+    }
+    let (c0, c1) = (cores[0], cores[1]);
+    let p = Arc::new(ThreadPool::<Node>::builder().workers(2).cores(vec![c0, c0]).build().unwrap());
+    let on_core = || {
+        let s = p.stats();
+        (s.workers[0].callers_on_core, s.workers[1].callers_on_core)
+    };
+    let pin = |core: usize| assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }));
+    thread::scope(|s| {
+        s.spawn(|| {
+            pin(c0);
+            p.send_and_receive_once(Get(0)).unwrap_err();
+            assert_eq!(on_core(), (1, 1), "counted on both workers of its core");
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(on_core(), (0, 0));
+    thread::scope(|s| {
+        s.spawn(|| {
+            pin(c1);
+            let init = NodeInit { pool: Some(Arc::downgrade(&p)), ..NodeInit::default() };
+            for id in 0..2 {
+                p.send_and_receive_once(AddRequest::new(id, init.clone())).unwrap();
+            }
+            assert_eq!(on_core(), (0, 0), "a caller on another core counts nowhere");
+            // Item 0, on worker 0, calls item 1, on worker 1: worker 0's
+            // thread, on core c0, counts on worker 1 alone.
+            assert_eq!(p.send_and_receive_once(Forward(0, 1)).unwrap().unwrap(), 0);
+            assert_eq!(on_core(), (0, 1));
+        })
+        .join()
+        .unwrap();
+    });
 }

@@ -228,8 +228,9 @@ impl<P: PoolItem> Drop for Discarded<P> {
 /// `CallerHandle::cpu` when the core is not known.
 const UNKNOWN_CPU: usize = usize::MAX;
 
-/// `CallerHandle::sharing` when no worker of the pool is on this core.
-const NO_WORKER: usize = usize::MAX;
+/// How many waits a caller makes between two looks at its core (besides
+/// the look after each wait in which it parked).
+const LOCATE_EVERY: u32 = 256;
 
 /// A thread's handle on one pool.
 pub(crate) struct CallerHandle<P: PoolItem> {
@@ -241,10 +242,11 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     /// The core this thread last ran on, as far as we know: looked up at
     /// registration and again after a wait whose spin ran out (the thread
     /// may have moved), not on every wait.
+    /// It is counted among the `sharers` of the workers pinned to that
+    /// core (`locate`).
     cpu: Cell<usize>,
-    /// The worker pinned to that core, counted among its `sharers`
-    /// (`locate`), or `NO_WORKER`.
-    sharing: Cell<usize>,
+    /// Waits since the last look at the core.
+    waits: Cell<u32>,
     /// The level of nesting on this thread it serves (`handle`).
     level: usize,
 }
@@ -341,7 +343,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>, level: usize) -> Result<Rc<Calle
             discard: Vec::new(),
         }),
         cpu: Cell::new(UNKNOWN_CPU),
-        sharing: Cell::new(NO_WORKER),
+        waits: Cell::new(0),
         rooms,
         level,
     });
@@ -380,10 +382,7 @@ impl<P: PoolItem> Drop for CallerHandle<P> {
         // Release: pairs with the worker's Acquire load of `retired`, so a
         // worker that sees it also sees every push this caller made.
         self.shared.retired.store(true, Ordering::Release);
-        if let Some(w) = self.pool.workers.get(self.sharing.get()) {
-            // Relaxed: see `locate`.
-            w.sharers.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.pool.count_sharer(self.cpu.get(), crate::shared::current_worker(self.pool.id), false);
         event!(debug, pool = self.pool.id, lane = self.shared.lane, "caller thread retired");
         for w in self.pool.workers.iter() {
             w.doorbell.ring(lane_bit(self.shared.lane));
@@ -437,37 +436,31 @@ impl<P: PoolItem> CallerHandle<P> {
     }
 
     /// After a wait: if the spin ran out (the thread parked), the thread may
-    /// have moved to another core; look again.
+    /// have moved to another core; look again. A thread that never parks
+    /// may be moved by the scheduler too: it looks every `LOCATE_EVERY`
+    /// waits.
     #[inline]
     fn after_wait(&self, parked: bool) {
-        if parked {
+        let waits = self.waits.get().wrapping_add(1);
+        self.waits.set(waits);
+        if parked || waits % LOCATE_EVERY == 0 {
             self.locate();
         }
     }
 
-    /// Looks up the core this thread runs on, and counts it among the
-    /// `sharers` of the worker pinned there (uncounting it from the one
-    /// before), so that the worker, when idle, yields that core on every
-    /// look for work (`Looper::spin_timed`). A worker's own handles on its
-    /// pool are not counted: its idle loop is not waiting on them.
+    /// Looks up the core this thread runs on, and counts the handle among
+    /// the `sharers` of the workers pinned there (uncounting it from those
+    /// of the core before), so that those workers, when idle, yield the
+    /// core on every look for work (`Looper::spin_timed`). A worker's own
+    /// handles on its pool are not counted on itself: its idle loop is not
+    /// waiting on them.
     fn locate(&self) {
         let cpu = affinity::current_cpu().unwrap_or(UNKNOWN_CPU);
-        self.cpu.set(cpu);
-        let me = crate::shared::current_worker(self.pool.id);
-        let on = (cpu != UNKNOWN_CPU)
-            .then(|| self.pool.worker_on_core(cpu))
-            .flatten()
-            .filter(|&w| me != Some(w))
-            .unwrap_or(NO_WORKER);
-        let before = self.sharing.replace(on);
-        if before != on {
-            // Relaxed: a hint for how the worker spins, not a hand-off.
-            if before != NO_WORKER {
-                self.pool.workers[before].sharers.fetch_sub(1, Ordering::Relaxed);
-            }
-            if on != NO_WORKER {
-                self.pool.workers[on].sharers.fetch_add(1, Ordering::Relaxed);
-            }
+        let before = self.cpu.replace(cpu);
+        if before != cpu {
+            let me = crate::shared::current_worker(self.pool.id);
+            self.pool.count_sharer(before, me, false);
+            self.pool.count_sharer(cpu, me, true);
         }
     }
 

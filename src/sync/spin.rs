@@ -72,6 +72,14 @@ impl Spinner {
             return false;
         }
         self.n = self.n.wrapping_add(1);
+        // NB: a spin that yields every time (`Spin::sharing`, or a worker
+        // whose core a caller shares) still reads the clock every 32 spins,
+        // and may run past its budget by as many yields, each of which can
+        // hand the core over for a time slice. Reading it after every yield
+        // cost the many_callers bench (2 workers, 2 cores) 99 -> 125 µs per
+        // 64 round trips with 2 callers and 75 -> 95 µs with 8 (medians of
+        // 4, builds alternated): crowded threads then park, and pay a
+        // wake-up, more often.
         if self.n % CLOCK_EVERY == 0 {
             let start = *self.start.get_or_insert_with(Instant::now);
             if start.elapsed() >= self.budget {

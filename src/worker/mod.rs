@@ -422,11 +422,12 @@ impl<P: PoolItem> Looper<'_, P> {
         // builds alternated: 64 callers on 2 cores 0.58-0.61 M round
         // trips/s with a yield every 64 spins, 0.87 M/s with this (0.81-0.84
         // before lazy announcements); 8 callers 0.57-0.59 -> 0.67-0.68.
-        let me = &self.host.pool.workers[self.host.core.index];
-        // A caller shares our core (`WorkerShared::sharers`), or callers
-        // queued here and the workers outnumber the cores by more than one
-        // (the test callers make, `Shared::caller_spin`; their cores may
-        // have changed since they last looked): hand the core over on every
+        // A caller shares our core (`WorkerShared::sharers`), or the
+        // callers queued here and the workers together outnumber the cores
+        // by more than one (the test callers make, `Shared::caller_spin`;
+        // with two workers more than cores it holds with nobody queued;
+        // callers' cores may have changed since they last looked): hand the
+        // core over on every
         // look, so that a caller takes its reply as soon as it is out
         // rather than at our next yield. 2 workers on 2 cores, callers
         // unpinned (`perf/ab_medians.sh` on `many_callers`, 5 rounds,
@@ -435,7 +436,13 @@ impl<P: PoolItem> Looper<'_, P> {
         // crowding test then took 2 callers 108 -> 99 µs.
         let pool = &self.host.pool;
         let crowded = self.queued + pool.workers.len() > pool.config.cores + 1;
-        let yield_every = if crowded || me.sharers.load(Ordering::Relaxed) > 0 {
+        // Not under loom: no caller knows its core there, and a load per
+        // idle spin would multiply the models' executions.
+        #[cfg(not(shardpool_loom))]
+        let shared = pool.workers[self.host.core.index].sharers.load(Ordering::Relaxed) > 0;
+        #[cfg(shardpool_loom)]
+        let shared = false;
+        let yield_every = if crowded || shared {
             1
         } else if lazy {
             (256 / self.host.lanes.count().max(1)).clamp(1, 64).next_power_of_two() as u32
