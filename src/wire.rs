@@ -31,7 +31,9 @@ pub(crate) type Outcome<P> = Result<Answer<P>, Box<Error>>;
 /// which stalls the load until the stores drain (a failed store-to-load
 /// forward), twice per reply. Turned into a [`Reply`] by whoever decodes it.
 // NB: `perf/ab_medians.sh` on `batch`, 6 rounds, fast phase: 1024
-// requests, 1 worker, 54.9 -> 45.8 µs; 2 workers 78.0 -> 66.8 µs.
+// requests, 1 worker, 54.9 -> 45.8 µs. (The 2-worker figure is bimodal
+// between processes on the 2-core VM, 62 or 81 µs for one binary, so it
+// is not quoted.)
 pub(crate) enum Answer<P: PoolItem> {
     /// [`Reply::Response`].
     Response(P::Response),
