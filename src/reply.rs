@@ -4,12 +4,12 @@
 //!
 //! # The lane
 //!
-//! Each lane (one caller thread and one worker) has a request ring (`sync/ring.rs`)
-//! and, coming back, an array of reply cells of the same capacity. The
-//! worker answers the lane's requests in the order it takes them, and puts
-//! its `n`-th answer in cell `n % capacity`; the caller reads them in the
-//! same order, so it knows whose reply each one is without a tag. Each cell
-//! holds a sequence word beside its value:
+//! Each lane (one caller thread and one worker) has a request ring
+//! (`sync/ring.rs`) and, coming back, an array of reply cells of the same
+//! capacity. The worker answers the lane's requests in the order it takes
+//! them, and puts its `n`-th answer in cell `n % capacity`; the caller reads
+//! them in the same order, so it knows whose reply each one is without a tag.
+//! Each cell holds a sequence word beside its value:
 //!
 //! ```text
 //!   seq == 4n       FREE for reply n          (the worker may write it)

@@ -21,19 +21,18 @@
 //!      for nothing); full? Pending               and wake them
 //! ```
 //!
-//! **No waiter is stranded.** Take the future's last S H Q before it
-//! returns `Pending`, and the pass that freed cells last before Q ran.
-//! Fence form (F and H SeqCst fences): if F precedes H, Q (after H) sees
-//! the freed cells, the push succeeds and the future does not wait.
-//! Otherwise H precedes F,
-//! so L reads S or a later value: reading `true`, the worker takes the
-//! wakers, ours among them (W came before S), and wakes it; a later
-//! `false` was written by another worker pass's swap after S, which took
-//! our waker (it was in the list since W) and woke it. Membarrier form (F
-//! a compiler fence, H `membarrier`): as for the reply cells and the
-//! doorbell, the barrier splits the worker's instructions; C before the
-//! split is visible to Q, C after it puts L after it too, and L reads S or
-//! later. Model-checked (fence form) by `loom-tests/tests/room.rs`.
+//! **No waiter is stranded.** Take the future's last S H Q before it returns
+//! `Pending`, and the pass that freed cells last before Q ran. Fence form (F
+//! and H SeqCst fences): if F precedes H, Q (after H) sees the freed cells,
+//! the push succeeds and the future does not wait. Otherwise H precedes F, so
+//! L reads S or a later value: reading `true`, the worker takes the wakers,
+//! ours among them (W came before S), and wakes it; a later `false` was
+//! written by another worker pass's swap after S, which took our waker (it was
+//! in the list since W) and woke it. Membarrier form (F a compiler fence, H
+//! `membarrier`): as for the reply cells and the doorbell, the barrier splits
+//! the worker's instructions; C before the split is visible to Q, C after it
+//! puts L after it too, and L reads S or later. Model-checked (fence form) by
+//! `loom-tests/tests/room.rs`.
 //!
 //! If the heavy barrier fails, the future falls back to waking its own
 //! task at once (it polls, as it did before this existed).

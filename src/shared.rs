@@ -38,6 +38,10 @@ const OVERSUBSCRIBED_SPIN: Duration = Duration::from_micros(5);
 /// `WorkerShared::core` of a worker that is not pinned.
 pub(crate) const NOT_PINNED: usize = usize::MAX;
 
+/// A caller's core when it is not known (`CallerHandle::cpu`); no pinned
+/// worker has it.
+pub(crate) const UNKNOWN_CPU: usize = usize::MAX;
+
 /// Settings fixed at build time.
 pub(crate) struct Config {
     pub(crate) ring_capacity: usize,
@@ -241,10 +245,9 @@ impl<P: PoolItem> Shared<P> {
 
     /// Counts (`add`) or uncounts a caller handle on core `cpu` among the
     /// `sharers` of every worker pinned there but `me` (the handle's own
-    /// thread, if it is a worker of this pool). Nothing for an unknown core
-    /// (`usize::MAX`, which no pinned worker has).
+    /// thread, if it is a worker of this pool). Nothing for an unknown core.
     pub(crate) fn count_sharer(&self, cpu: usize, me: Option<usize>, add: bool) {
-        if cpu == usize::MAX {
+        if cpu == UNKNOWN_CPU {
             return;
         }
         for (i, w) in self.workers.iter().enumerate() {

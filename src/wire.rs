@@ -25,11 +25,12 @@ pub(crate) type Outcome<P> = Result<Answer<P>, Box<Error>>;
 /// A [`Reply`] as it travels, with a removal's answer told by its variant
 /// rather than by a `bool` beside the tag: every variant of ours carries a
 /// word (a response type with fields below a word's alignment may still be
-/// copied in pieces; that is the item's layout, not ours). With the `bool`, at byte 1, each move of an outcome copied
-/// bytes 1 to 7 in two overlapping 4-byte pieces, and the caller, taking a
-/// reply off its lane and handing it on, reloaded them split the other way,
-/// which stalls the load until the stores drain (a failed store-to-load
-/// forward), twice per reply. Turned into a [`Reply`] by whoever decodes it.
+/// copied in pieces; that is the item's layout, not ours). With the
+/// `bool`, at byte 1, each move of an outcome copied bytes 1 to 7 in two
+/// overlapping 4-byte pieces, and the caller, taking a reply off its lane
+/// and handing it on, reloaded them split the other way, which stalls the
+/// load until the stores drain (a failed store-to-load forward), twice per
+/// reply. Turned into a [`Reply`] by whoever decodes it.
 // NB: `perf/ab_medians.sh` on `batch`, 6 rounds, fast phase: 1024
 // requests, 1 worker, 54.9 -> 45.8 µs. (The 2-worker figure is bimodal
 // between processes on the 2-core VM, 62 or 81 µs for one binary, so it

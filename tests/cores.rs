@@ -2,6 +2,9 @@
 //! allocator counts every pool of the process, so no other test may build
 //! pools while this one runs.
 
+mod common;
+
+use common::core_ids;
 use shardpool::{Pinning, ThreadPool};
 use shardpool_samples::Randoms;
 
@@ -11,8 +14,7 @@ fn pinned_core(pool: &ThreadPool<Randoms>, worker: usize) -> Option<usize> {
 
 #[test]
 fn pools_take_the_least_loaded_cores_and_give_them_back() {
-    let cores: Vec<usize> =
-        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cores = core_ids();
     if cores.len() < 2 {
         eprintln!("skipped: needs a process allowed on two cores at least");
         return;

@@ -676,6 +676,26 @@ fn statistics_count_requests_batches_and_callers() {
     assert_eq!(s.items(), 10);
 }
 
+/// The first two cores this process may use, or `None` (the test is
+/// skipped) if it may use only one.
+#[cfg(target_os = "linux")]
+fn two_cores() -> Option<(usize, usize)> {
+    match core_ids()[..] {
+        [c0, c1, ..] => Some((c0, c1)),
+        _ => {
+            eprintln!("skipped: needs a process allowed on two cores at least");
+            None
+        }
+    }
+}
+
+/// `callers_on_core` of workers 0 and 1.
+#[cfg(target_os = "linux")]
+fn callers_on_core(pool: &ThreadPool<Node>) -> (u64, u64) {
+    let s = pool.stats();
+    (s.workers[0].callers_on_core, s.workers[1].callers_on_core)
+}
+
 /// A caller thread counts itself on the worker pinned to the core it runs on
 /// (that worker, when idle, then gives the core away on every look for
 /// work), moves its count when a wait in which it parked finds it on
@@ -683,13 +703,7 @@ fn statistics_count_requests_batches_and_callers() {
 #[test]
 #[cfg(target_os = "linux")] // where a thread can tell which core it runs on
 fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exits() {
-    let cores: Vec<usize> =
-        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    if cores.len() < 2 {
-        eprintln!("skipped: needs a process allowed on two cores at least");
-        return;
-    }
-    let (c0, c1) = (cores[0], cores[1]);
+    let Some((c0, c1)) = two_cores() else { return };
     // No caller spin: a call whose reply is not in at once parks.
     let pool = ThreadPool::<Node>::builder()
         .workers(2)
@@ -697,21 +711,17 @@ fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exi
         .caller_spin(Duration::ZERO)
         .build()
         .unwrap();
-    let on_core = || {
-        let s = pool.stats();
-        (s.workers[0].callers_on_core, s.workers[1].callers_on_core)
-    };
+    let on_core = || callers_on_core(&pool);
     assert_eq!(on_core(), (0, 0));
-    let pin = |core: usize| assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }));
     thread::scope(|s| {
         s.spawn(|| {
-            pin(c0);
+            pin_to(c0);
             // Item 1 lives on worker 1; each `Record` keeps it busy 200 ms,
             // so the call parks.
             let init = NodeInit { record_work: Duration::from_millis(200), ..NodeInit::default() };
             pool.send_and_receive_once(AddRequest::new(1, init)).unwrap();
             assert_eq!(on_core(), (1, 0), "registered on worker 0's core");
-            pin(c1);
+            pin_to(c1);
             assert_eq!(on_core(), (1, 0), "not looked again before a park");
             pool.send_and_receive_once(Record(1, 1)).unwrap();
             assert_eq!(on_core(), (0, 1), "moved to worker 1's core");
@@ -728,22 +738,12 @@ fn a_caller_is_counted_on_the_core_it_shares_with_a_worker_until_it_moves_or_exi
 #[test]
 #[cfg(target_os = "linux")] // where a thread can tell which core it runs on
 fn every_worker_on_a_callers_core_counts_it_but_its_own_worker_does_not() {
-    let cores: Vec<usize> =
-        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    if cores.len() < 2 {
-        eprintln!("skipped: needs a process allowed on two cores at least");
-        return;
-    }
-    let (c0, c1) = (cores[0], cores[1]);
+    let Some((c0, c1)) = two_cores() else { return };
     let p = Arc::new(ThreadPool::<Node>::builder().workers(2).cores(vec![c0, c0]).build().unwrap());
-    let on_core = || {
-        let s = p.stats();
-        (s.workers[0].callers_on_core, s.workers[1].callers_on_core)
-    };
-    let pin = |core: usize| assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }));
+    let on_core = || callers_on_core(&p);
     thread::scope(|s| {
         s.spawn(|| {
-            pin(c0);
+            pin_to(c0);
             p.send_and_receive_once(Get(0)).unwrap_err();
             assert_eq!(on_core(), (1, 1), "counted on both workers of its core");
         })
@@ -753,7 +753,7 @@ fn every_worker_on_a_callers_core_counts_it_but_its_own_worker_does_not() {
     assert_eq!(on_core(), (0, 0));
     thread::scope(|s| {
         s.spawn(|| {
-            pin(c1);
+            pin_to(c1);
             let init = NodeInit { pool: Some(Arc::downgrade(&p)), ..NodeInit::default() };
             for id in 0..2 {
                 p.send_and_receive_once(AddRequest::new(id, init.clone())).unwrap();

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::item::{Message, PoolItem, Request};
 use crate::reply::{self, ReplyReader, Sleeper};
 use crate::room::Room;
-use crate::shared::Shared;
+use crate::shared::{Shared, UNKNOWN_CPU};
 use crate::slot::{Owner, Slab, SlotRef};
 use crate::sync::affinity;
 use crate::sync::atomic::Ordering;
@@ -225,9 +225,6 @@ impl<P: PoolItem> Drop for Discarded<P> {
     }
 }
 
-/// `CallerHandle::cpu` when the core is not known.
-const UNKNOWN_CPU: usize = usize::MAX;
-
 /// How many waits a caller makes between two looks at its core (besides
 /// the look after each wait in which it parked).
 const LOCATE_EVERY: u32 = 256;
@@ -239,11 +236,10 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     local: RefCell<Local<P>>,
     /// Per worker: async callers waiting for room in the ring (`room.rs`).
     rooms: Vec<Arc<Room>>,
-    /// The core this thread last ran on, as far as we know: looked up at
-    /// registration and again after a wait whose spin ran out (the thread
-    /// may have moved), not on every wait.
-    /// It is counted among the `sharers` of the workers pinned to that
-    /// core (`locate`).
+    /// The core this thread last ran on, as far as we know, and on whose
+    /// workers' `sharers` this handle is counted (`locate`): looked up at
+    /// registration, after a wait whose spin ran out (the thread may have
+    /// moved) and every `LOCATE_EVERY` waits, not on every wait.
     cpu: Cell<usize>,
     /// Waits since the last look at the core.
     waits: Cell<u32>,
@@ -466,9 +462,10 @@ impl<P: PoolItem> CallerHandle<P> {
 
     /// Waits for the outcome of slot `idx`, whose request for item `id` (a
     /// question about the items: none) went to worker `w`, spinning as
-    /// `spin()` says (asked only if it must wait), and frees the slot. Returns the state's borrow again, and whether the
-    /// spin ran out. Past `deadline`, abandons the slot instead (its reply
-    /// is dropped when it comes) and returns `None`.
+    /// `spin()` says (asked only if it must wait), and frees the slot.
+    /// Returns the state's borrow again, and whether the spin ran out. Past
+    /// `deadline`, abandons the slot instead (its reply is dropped when it
+    /// comes) and returns `None`.
     ///
     /// On a worker, in a handler, the wait serves the worker's own requests
     /// (`nest.rs`), with our state's borrow released: those may call this

@@ -47,7 +47,6 @@
 //!   words last to first. A consumer that sees the first full sees the rest
 //!   full (each store came before the one it acquired, in the producer's
 //!   order).
-//!
 //! - The consumer frees each cell as it takes it. Freeing a pass's cells
 //!   once at its end was tried: a handler that blocks then holds the cells
 //!   of the requests its pass took before it, and a blocking caller of a

@@ -76,10 +76,11 @@ impl Spinner {
         // whose core a caller shares) still reads the clock every 32 spins,
         // and may run past its budget by as many yields, each of which can
         // hand the core over for a time slice. Reading it after every yield
-        // cost the many_callers bench (2 workers, 2 cores) 99 -> 125 µs per
-        // 64 round trips with 2 callers and 75 -> 95 µs with 8 (medians of
-        // 4, builds alternated): crowded threads then park, and pay a
-        // wake-up, more often.
+        // (`|| self.yield_mask == 0` added to the test below) cost the
+        // many_callers bench (2 workers, 2 cores) 99 -> 125 µs per 64 round
+        // trips with 2 callers and 75 -> 95 µs with 8 (`perf/ab_medians.sh`
+        // 'many_callers/shardpool/(1|2|8)$' 4, builds alternated): crowded
+        // threads then park, and pay a wake-up, more often.
         if self.n % CLOCK_EVERY == 0 {
             let start = *self.start.get_or_insert_with(Instant::now);
             if start.elapsed() >= self.budget {

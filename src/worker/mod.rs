@@ -427,13 +427,12 @@ impl<P: PoolItem> Looper<'_, P> {
         // by more than one (the test callers make, `Shared::caller_spin`;
         // with two workers more than cores it holds with nobody queued;
         // callers' cores may have changed since they last looked): hand the
-        // core over on every
-        // look, so that a caller takes its reply as soon as it is out
-        // rather than at our next yield. 2 workers on 2 cores, callers
-        // unpinned (`perf/ab_medians.sh` on `many_callers`, 5 rounds,
-        // medians per 64 round trips): with sharers alone, 1 caller 177 ->
-        // 106 µs, 2 callers 252 -> 107 µs, 8 callers 90 -> 79 µs; the
-        // crowding test then took 2 callers 108 -> 99 µs.
+        // core over on every look, so that a caller takes its reply as soon
+        // as it is out rather than at our next yield. 2 workers on 2 cores,
+        // callers unpinned (`perf/ab_medians.sh` on `many_callers`, 5
+        // rounds, medians per 64 round trips): with sharers alone, 1 caller
+        // 177 -> 106 µs, 2 callers 252 -> 107 µs, 8 callers 90 -> 79 µs;
+        // the crowding test then took 2 callers 108 -> 99 µs.
         let pool = &self.host.pool;
         let crowded = self.queued + pool.workers.len() > pool.config.cores + 1;
         // Not under loom: no caller knows its core there, and a load per

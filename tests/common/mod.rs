@@ -288,3 +288,13 @@ pub fn block_on<F: std::future::Future + Unpin>(mut f: F) -> F::Output {
     let (_, waker) = counting();
     poll_until_ready(&mut f, &waker)
 }
+
+/// The ids of the cores the calling thread may run on.
+pub fn core_ids() -> Vec<usize> {
+    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
+}
+
+/// Pins the calling thread to `core`, which must succeed.
+pub fn pin_to(core: usize) {
+    assert!(core_affinity::set_for_current(core_affinity::CoreId { id: core }), "pin to core {core}");
+}
