@@ -314,10 +314,18 @@ fn links(ids: &[u64]) -> Vec<ChainLink> {
 
 /// Runs `s` from outside the pools, under a deadline, and checks it.
 fn check(pools: &[Arc<ThreadPool<Graph>>], s: Step) {
+    check_either(pools, s, None);
+}
+
+/// [`check`], where `or`, if given, is the one other answer the pools may
+/// give (a timing the graph does not fix).
+fn check_either(pools: &[Arc<ThreadPool<Graph>>], s: Step, or: Option<Result<Visit, Error>>) {
     let want = expected(&s, &mut Vec::new());
     let pool = pools[s.pool].clone();
     let got = within(60, move || pool.send_and_receive_once(Run(s)));
-    assert_eq!(got, want);
+    if or.as_ref() != Some(&got) {
+        assert_eq!(got, want);
+    }
 }
 
 #[test]
@@ -350,7 +358,19 @@ fn diamonds_are_answered() {
         // The same, each fan-out a batch: 1 and 2 run at once where they
         // are on different workers, and both call 3.
         let d = || batch(0, 3, vec![step(0, 4, vec![]), step(0, 5, vec![])]);
-        check(&p, batch(0, 0, vec![batch(0, 1, vec![d()]), batch(0, 2, vec![d()])]));
+        let s = batch(0, 0, vec![batch(0, 1, vec![d()]), batch(0, 2, vec![d()])]);
+        // On 2 workers, 1 and 3 share worker 1. If item 2's call reaches 3
+        // first, worker 1 may take item 1's request in a pass made while 3
+        // waits for 4; item 1 then calls 3, which is busy lower on that very
+        // stack and cannot resume before 1 returns: refused as a cycle
+        // naming 0, 1 and 3. Either answer is exact; nothing else is right.
+        let mut refused = expected(&s, &mut Vec::new());
+        if let Ok(Visit { calls, .. }) = &mut refused {
+            if let Some(Ok(Visit { calls, .. })) = calls.first_mut() {
+                calls[0] = Err(Error::Cycle { id: 3, chain: links(&[0, 1, 3]) });
+            }
+        }
+        check_either(&p, s, (workers == 2).then_some(refused));
     }
 }
 
