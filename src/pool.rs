@@ -57,7 +57,7 @@ type Addressed<P> = (usize, Rc<CallerHandle<P>>, Message<P>);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ThreadPool<P: PoolItem> {
-    shared: Arc<Shared<P>>,
+    pub(crate) shared: Arc<Shared<P>>,
     /// By worker index; `None` once joined.
     joins: Mutex<Vec<Option<JoinHandle<()>>>>,
     /// The worker threads' names, by index.

@@ -128,7 +128,7 @@
 use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::sync::barrier::Barrier;
 use crate::sync::thread::{self, Thread};
-use crate::sync::{Arc, CachePadded, Spin, Spinner, UnsafeCell};
+use crate::sync::{Arc, CachePadded, Spin, Spinner, Started, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
@@ -397,7 +397,7 @@ impl Sleeper {
     /// Caller: waits until the next reply on `lane` has arrived, spinning
     /// as `spin` says, then sleeping the way it chose (`set_on_cell`), or
     /// until `deadline`. Returns whether the spin ran out.
-    #[inline]
+    #[cfg(any(test, shardpool_loom))]
     pub(crate) fn wait<T>(
         &self,
         barrier: &Barrier,
@@ -405,13 +405,28 @@ impl Sleeper {
         lane: &ReplyReader<T>,
         deadline: Option<Instant>,
     ) -> bool {
+        self.wait_timed(barrier, spin, lane, deadline).is_some()
+    }
+
+    /// [`wait`](Self::wait), returning, if the spin ran out, when it first
+    /// read the clock (`Spinner::started`; `None` inside if it never did).
+    // Under loom `Started` is `()`: no clock.
+    #[cfg_attr(shardpool_loom, allow(clippy::unit_arg))]
+    #[inline]
+    pub(crate) fn wait_timed<T>(
+        &self,
+        barrier: &Barrier,
+        spin: Spin,
+        lane: &ReplyReader<T>,
+        deadline: Option<Instant>,
+    ) -> Option<Started> {
         if lane.is_ready() {
-            return false;
+            return None;
         }
         let mut spinner = Spinner::new(spin);
         while spinner.spin() {
             if lane.is_ready() {
-                return false;
+                return None;
             }
         }
         if self.on_cell() {
@@ -419,7 +434,7 @@ impl Sleeper {
         } else {
             self.sleep_announced(barrier, lane, deadline);
         }
-        true
+        Some(spinner.started())
     }
 
     /// Caller, about to park for the next reply on `lane` while it also

@@ -38,6 +38,9 @@ use crate::sync::thread;
 use crate::sync::{Arc, Backoff, Spin};
 use crate::trace::event;
 use crate::wire::{CallerShared, Envelope, Outcome, Payload, Query, Registration, ReplyTo};
+use pace::Pace;
+#[cfg(not(shardpool_loom))]
+use pace::Waited;
 use std::any::Any;
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
@@ -46,6 +49,7 @@ use std::time::Instant;
 
 mod batch;
 mod future;
+mod pace;
 mod stream;
 pub use batch::Responses;
 pub use future::AsyncResponse;
@@ -243,6 +247,8 @@ pub(crate) struct CallerHandle<P: PoolItem> {
     cpu: Cell<usize>,
     /// Waits since the last look at the core.
     waits: Cell<u32>,
+    /// Per worker, how long its replies have been taking (`pace.rs`).
+    pace: Pace,
     /// The level of nesting on this thread it serves (`handle`).
     level: usize,
 }
@@ -340,6 +346,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>, level: usize) -> Result<Rc<Calle
         }),
         cpu: Cell::new(UNKNOWN_CPU),
         waits: Cell::new(0),
+        pace: Pace::new(pool.workers.len()),
         rooms,
         level,
     });
@@ -424,11 +431,13 @@ impl<P: PoolItem> CallerHandle<P> {
     }
 
     /// How to wait for a reply from worker `waiting_for` (or from any worker
-    /// of a batch); see `Shared::caller_spin`.
+    /// of a batch): as `Shared::caller_spin` says, cut to a probe if those
+    /// replies have been outlasting the spin (`pace.rs`).
     #[inline]
     fn spin(&self, waiting_for: Option<usize>) -> Spin {
         let cpu = self.cpu.get();
-        self.pool.caller_spin(waiting_for, (cpu != UNKNOWN_CPU).then_some(cpu))
+        let spin = self.pool.caller_spin(waiting_for, (cpu != UNKNOWN_CPU).then_some(cpu));
+        self.pace.apply(waiting_for, spin, self.pool.config.caller_spin)
     }
 
     /// After a wait: if the spin ran out (the thread parked), the thread may
@@ -480,9 +489,18 @@ impl<P: PoolItem> CallerHandle<P> {
         deadline: Option<Instant>,
     ) -> (RefMut<'a, Local<P>>, Option<Outcome<P>>, bool) {
         let mut slept = false;
+        // When the first spin that ran out began (`pace.rs`); never set by
+        // a worker's wait, which serves its own requests meanwhile.
+        #[cfg(not(shardpool_loom))]
+        let (mut past, mut nested): (Option<Instant>, bool) = (None, false);
         loop {
             if let Some(outcome) = local.try_take(w, idx) {
                 local.free.push(idx);
+                #[cfg(not(shardpool_loom))]
+                if !nested {
+                    let waited = past.map_or(Waited::Spun, |t| Waited::Past(t.elapsed()));
+                    self.pace.record(w, waited, self.pool.config.caller_spin);
+                }
                 return (local, Some(outcome), slept);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -490,6 +508,10 @@ impl<P: PoolItem> CallerHandle<P> {
                 return (local, None, slept);
             }
             if self.nested() && crate::nest::may_serve() {
+                #[cfg(not(shardpool_loom))]
+                {
+                    nested = true;
+                }
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
                 let target = id.map(|id| self.pool.wait_for(w, id));
@@ -504,7 +526,16 @@ impl<P: PoolItem> CallerHandle<P> {
                 // Spin no longer than the deadline allows.
                 spin.budget = spin.budget.min(d.saturating_duration_since(Instant::now()));
             }
-            slept |= self.shared.sleeper.wait(&self.pool.barrier, spin, &local.replies[w], deadline);
+            // A spin with no budget never reads the clock: it begins now.
+            #[cfg(not(shardpool_loom))]
+            let unspun = spin.budget.is_zero().then(Instant::now);
+            let ran_out =
+                self.shared.sleeper.wait_timed(&self.pool.barrier, spin, &local.replies[w], deadline);
+            slept |= ran_out.is_some();
+            #[cfg(not(shardpool_loom))]
+            if let Some(started) = ran_out {
+                past = past.or(started).or(unspun);
+            }
         }
     }
 
@@ -789,5 +820,60 @@ pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -
     match outcome {
         Ok(answer) => R::from_reply(answer.into()).ok_or(Error::UnexpectedResponse { id }),
         Err(e) => Err(*e),
+    }
+}
+
+#[cfg(all(test, not(shardpool_loom)))]
+mod tests {
+    use super::pace::LONG_AFTER;
+    use super::*;
+    use crate::error::NewItemError;
+    use crate::item::PoolItem;
+    use crate::ThreadPool;
+    use std::time::Duration;
+
+    /// An item whose handler sleeps the number of microseconds it is sent.
+    struct Sleepy;
+
+    impl PoolItem for Sleepy {
+        type Init = ();
+        type Api = u64;
+        type Response = u64;
+        type ThreadState = ();
+
+        fn new_pool_item(_: u64, _: ()) -> Result<Self, NewItemError> {
+            Ok(Sleepy)
+        }
+
+        fn process_message(&mut self, micros: u64) -> u64 {
+            std::thread::sleep(Duration::from_micros(micros));
+            micros
+        }
+    }
+
+    /// Replies that always take longer than the spin (a handler that sleeps
+    /// 2 ms, against a 100 µs spin) leave the caller spinning a probe for
+    /// that worker, and sleeping on its reply cells.
+    #[test]
+    fn a_caller_whose_replies_outlast_its_spin_spins_only_a_probe() {
+        let budget = Duration::from_micros(100);
+        let pool = ThreadPool::<Sleepy>::builder().workers(1).caller_spin(budget).build().unwrap();
+        pool.send_and_receive_once(Message::<Sleepy>::Add { id: 0, init: () }).unwrap();
+        let call = || pool.send_and_receive_once(Message::<Sleepy>::Call { id: 0, request: 2000 }).unwrap();
+        let handle = handle(&pool.shared).unwrap();
+        // Whatever the scheduler does, each reply comes at least 2 ms after
+        // its request, past the 100 µs spin.
+        for _ in 0..LONG_AFTER {
+            assert!(!handle.pace.paced(Some(0)));
+            assert_eq!(handle.spin(Some(0)).budget, budget);
+            call();
+        }
+        assert!(handle.pace.paced(Some(0)));
+        assert_eq!(handle.spin(Some(0)).budget, budget / 16);
+        // The next call, with nothing in flight, chooses how to sleep from
+        // the probe: on the reply cells.
+        assert!(!handle.shared.sleeper.on_cell());
+        call();
+        assert!(handle.shared.sleeper.on_cell());
     }
 }

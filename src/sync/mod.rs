@@ -22,7 +22,7 @@ pub(crate) mod ring;
 mod spin;
 
 pub(crate) use cell::{SetOnce, UnsafeCell};
-pub(crate) use spin::{Backoff, Spin, Spinner};
+pub(crate) use spin::{Backoff, Spin, Spinner, Started};
 
 pub(crate) use crossbeam_utils::CachePadded;
 

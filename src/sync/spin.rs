@@ -12,6 +12,13 @@ use std::time::Instant;
 /// Spin iterations between two looks at the clock.
 #[cfg(not(shardpool_loom))]
 const CLOCK_EVERY: u32 = 32;
+/// When a spin first read the clock (`Spinner::started`); nothing under
+/// loom, which has no clock.
+#[cfg(not(shardpool_loom))]
+pub(crate) type Started = Option<Instant>;
+#[cfg(shardpool_loom)]
+pub(crate) type Started = ();
+
 /// How to spin: for how long, and how often to give the core away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Spin {
@@ -99,13 +106,13 @@ impl Spinner {
     /// `CLOCK_EVERY` spins, not at the start).
     #[cfg(not(shardpool_loom))]
     #[inline]
-    pub(crate) fn started(&self) -> Option<Instant> {
+    pub(crate) fn started(&self) -> Started {
         self.start
     }
 
     /// Nothing under loom, which has no clock.
     #[cfg(shardpool_loom)]
-    pub(crate) fn started(&self) {}
+    pub(crate) fn started(&self) -> Started {}
 
     /// Under loom a spin is one `yield_now`, and the budget is one spin.
     #[cfg(shardpool_loom)]

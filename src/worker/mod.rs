@@ -43,7 +43,7 @@ use crate::item::{PoolItem, Processing};
 use crate::shared::Shared;
 use crate::stats::WorkerCounters;
 use crate::sync::atomic::{bump, Ordering};
-use crate::sync::{Arc, Backoff, Spin, Spinner};
+use crate::sync::{Arc, Backoff, Spin, Spinner, Started};
 use crate::trace::event;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -56,12 +56,6 @@ pub(crate) use host::report;
 use host::{drop_user, Core, Items};
 use lane::{Lane, Lanes};
 pub(crate) use nest::{inline, may_inline};
-
-/// When a spin first read the clock (`Spinner::started`).
-#[cfg(not(shardpool_loom))]
-type Started = Option<std::time::Instant>;
-#[cfg(shardpool_loom)]
-type Started = ();
 
 /// The set bits of `hints`, in round-robin order from bit `next`: those at
 /// and above it, ascending, then those below.
