@@ -134,3 +134,9 @@ pub fn burn_batch(pool: &ThreadPool<Echo>, n: u64, rounds: u64) -> u64 {
         .expect("send a batch of burns")
         .fold(0, |acc, r| acc ^ r.expect("a burn's answer"))
 }
+
+/// One call: item `id` burns `rounds` rounds.
+#[inline]
+pub fn burn_once(pool: &ThreadPool<Echo>, id: u64, rounds: u64) -> u64 {
+    pool.send_and_receive_once(Burn { id, rounds }).expect("a burn's answer")
+}

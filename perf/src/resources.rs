@@ -3,9 +3,10 @@
 
 use crate::alloc;
 use crate::common::actor::ActorPool;
-use crate::common::echo::{echo_pool, ping, ping_batch, ITEMS};
+use crate::common::echo::{burn_once, echo_pool, ping, ping_batch, ITEMS};
 use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch};
 use crate::common::place;
+use crate::common::work::{burn, rounds_for};
 use crate::measure::Budget;
 use crate::table::Table;
 use std::fs;
@@ -87,7 +88,68 @@ pub struct MemoryRow {
     pub reclaim: Option<Duration>,
 }
 
+/// A caller's CPU while it waits for replies that take `work` each.
+pub struct SlowRow {
+    pub subject: &'static str,
+    pub work: Duration,
+    pub calls: u64,
+    /// The calling thread's CPU time over the calls.
+    pub cpu: Duration,
+    pub wall: Duration,
+}
+
+impl SlowRow {
+    /// The caller's CPU time as a percent of the wall time.
+    pub fn percent(&self) -> f64 {
+        100.0 * self.cpu.as_secs_f64() / self.wall.as_secs_f64()
+    }
+}
+
+/// The calling thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// `calls` calls of `call`, timed on the wall and on the caller's CPU.
+fn slow_row(subject: &'static str, work: Duration, calls: u64, mut call: impl FnMut()) -> SlowRow {
+    // Warm-up: enough calls for the caller to learn how long replies take.
+    for _ in 0..8 {
+        call();
+    }
+    let (t, c) = (Instant::now(), thread_cpu());
+    for _ in 0..calls {
+        call();
+    }
+    SlowRow { subject, work, calls, cpu: thread_cpu() - c, wall: t.elapsed() }
+}
+
+/// A server thread behind bounded crossbeam channels, burning `rounds` per
+/// request; the caller blocks in `recv`. Returns the caller's row.
+fn channel_slow_row(work: Duration, calls: u64, rounds: u64, core: usize) -> SlowRow {
+    let (to_server, requests) = crossbeam_channel::bounded::<u64>(1);
+    let (to_caller, replies) = crossbeam_channel::bounded::<u64>(1);
+    let server = thread::spawn(move || {
+        place::pin_current(core);
+        for r in requests {
+            if to_caller.send(burn(r)).is_err() {
+                break;
+            }
+        }
+    });
+    let row = slow_row("crossbeam channels (caller blocks in `recv`)", work, calls, || {
+        to_server.send(rounds).expect("the server runs");
+        black_box(replies.recv().expect("the server answers"));
+    });
+    drop(to_server);
+    server.join().expect("the server exits");
+    row
+}
+
 pub struct Resources {
+    pub slow: Vec<SlowRow>,
     pub idle: Vec<IdleRow>,
     pub allocs: Vec<AllocRow>,
     pub memory: Vec<MemoryRow>,
@@ -312,7 +374,24 @@ pub fn run(budget: Budget) -> Resources {
         });
         rows
     });
-    Resources { idle, allocs, memory, schedstat }
+    // A caller's CPU while its replies take long (`caller/pace.rs`).
+    eprintln!("  caller CPU, slow replies");
+    let slow = place::on_driver(Some(place::caller_core()), || {
+        let mut rows = Vec::new();
+        for micros in [200u64, 1000] {
+            let work = Duration::from_micros(micros);
+            let rounds = rounds_for(micros * 1000);
+            let calls = (budget.time(Duration::from_millis(100)).as_micros() as u64 / micros).max(20);
+            let sp = echo_pool(1);
+            rows.push(slow_row("shardpool", work, calls, || {
+                black_box(burn_once(&sp, 0, rounds));
+            }));
+            drop(sp);
+            rows.push(channel_slow_row(work, calls, rounds, place::worker_core(0)));
+        }
+        rows
+    });
+    Resources { slow, idle, allocs, memory, schedstat }
 }
 
 impl Resources {
@@ -321,7 +400,34 @@ impl Resources {
     }
 
     pub fn markdown(&self, caller_threads: usize) -> String {
-        let mut s = String::from("## Idle CPU\n\n");
+        let mut s = String::from("## A caller's CPU while replies take long\n\n");
+        s += "One caller (pinned) makes calls whose handler burns the given time, one worker (pinned to \
+              another core); the caller's CPU time (`CLOCK_THREAD_CPUTIME_ID`) over the calls, after 8 \
+              calls of warm-up. A shardpool caller spins `caller_spin` (50 µs) for a reply before it parks, \
+              unless the replies it waits for have been outlasting that spin: then it spins only a probe \
+              of a sixteenth of it (`src/caller/pace.rs`). The channel caller blocks in `recv` (crossbeam \
+              spins a few µs first).\n\n";
+        let mut t = Table::new(&[
+            "subject",
+            "handler",
+            "calls",
+            "wall per call",
+            "caller CPU per call",
+            "caller CPU % of wall",
+        ]);
+        for r in &self.slow {
+            t.row(vec![
+                r.subject.into(),
+                format!("{} µs", r.work.as_micros()),
+                r.calls.to_string(),
+                format!("{:.1} µs", r.wall.as_secs_f64() * 1e6 / r.calls as f64),
+                format!("{:.2} µs", r.cpu.as_secs_f64() * 1e6 / r.calls as f64),
+                format!("{:.1}%", r.percent()),
+            ]);
+        }
+        s += &t.markdown();
+
+        s += "\n## Idle CPU\n\n";
         s += &format!(
             "CPU time used by the pool's threads during {} of no traffic, right after a burst of traffic \
              (so it includes each worker's spin before it parks), read from the OS ({}).\n\n",
