@@ -255,9 +255,9 @@ impl<P: PoolItem> ThreadPoolBuilder<P> {
     /// a caller spins by yielding for at most 5 µs before it parks, leaving
     /// the cores to the workers. A caller whose waits for a worker's replies
     /// have outlasted this spin four times in a row spins only a sixteenth
-    /// of it for that worker's replies, until one comes within the full
-    /// spin again: replies that take longer than the spin are not worth
-    /// the CPU of spinning for.
+    /// of it for that worker's replies (and the full spin one wait in
+    /// sixteen), until one comes within the full spin again: replies that
+    /// take longer than the spin are not worth the CPU of spinning for.
     ///
     /// ```
     /// use shardpool::ThreadPool;

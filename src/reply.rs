@@ -51,7 +51,8 @@
 //! always publishes a reply the way its caller will wait for it):
 //!
 //! - **On the cell**, for a caller that expects to park soon (its spin is
-//!   under 20 µs: threads outnumber cores, or `caller_spin` is short). It
+//!   under 20 µs: threads outnumber cores, `caller_spin` is short, or the
+//!   replies it waits for have been outlasting its spin, `caller/pace.rs`). It
 //!   marks the cell it waits on WAITED with a compare-and-swap from FREE
 //!   and parks; the worker publishes that caller's replies with a swap and
 //!   unparks it if the swap replaced WAITED. The two read-modify-writes of

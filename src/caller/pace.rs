@@ -8,19 +8,32 @@
 //! quarter of a core, and then pays the wake-up all the same. So each
 //! caller handle counts, per worker, the waits in a row that outlasted the
 //! spin. After [`LONG_AFTER`] of them it spins only a probe (a sixteenth of
-//! the budget) for that worker's replies, then parks; with a spin that
-//! short it also sleeps on the reply cell (`reply.rs`, "Two ways to
-//! sleep"), which costs it no heavy barrier per park.
+//! the budget) for that worker's replies, then parks. With a spin under
+//! 20 µs (a `caller_spin` under 320 µs) the caller also chooses, at its next
+//! call with nothing in flight, to sleep on the reply cells (`reply.rs`,
+//! "Two ways to sleep"), which costs it no heavy barrier per park.
 //!
-//! The probe is how the caller notices that replies got fast again: a
-//! reply within the probe, or a parked wait that ended within the full
-//! budget (a spin would have caught it), resets the count, and the next
-//! wait spins the whole budget. A change back to fast replies therefore
-//! costs one wake-up. The pacing only ever shortens the spin that
+//! How the caller notices that replies got fast again:
+//! - a reply within the probe, or a parked wait that ended within the full
+//!   budget (a spin would have caught it), resets the count, and the next
+//!   wait spins the whole budget;
+//! - but a parked wait's length includes the caller's own wake-up, which
+//!   on a loaded machine may alone outlast the budget, so that fast replies
+//!   missed by the probe would still look slow. So one paced wait in
+//!   [`SAMPLE_EVERY`] spins the full budget: a reply caught there resets
+//!   the count. That costs a paced caller a sixteenth of the budget per
+//!   wait on average, as much again as the probe.
+//!
+//! A change back to fast replies therefore costs at most `SAMPLE_EVERY`
+//! waits, each a wake-up. The pacing only ever shortens the spin that
 //! `Shared::caller_spin` chose; it never lengthens it.
 //!
-//! Nothing is learned under loom, which has no clock (the spin there is a
-//! single yield anyway).
+//! Only waits that waited count: a reply already there (a batch's, filed
+//! while the caller waited for an earlier one) says nothing of how long
+//! replies take. Nothing is learned under loom, which has no clock (the
+//! spin there is a single yield anyway), or with no spin to shorten.
+//! The length of a wait runs from the spin's first look at the clock, a
+//! few dozen spins in: a little short, which errs towards spinning.
 
 use crate::sync::Spin;
 use std::cell::Cell;
@@ -33,6 +46,9 @@ pub(super) const LONG_AFTER: u8 = 4;
 /// The probe's share of the configured spin: a sixteenth.
 const PROBE_SHIFT: u32 = 4;
 
+/// A paced caller spins the full budget on one wait in this many.
+pub(super) const SAMPLE_EVERY: u8 = 16;
+
 /// How one wait for a reply ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(shardpool_loom, allow(dead_code))]
@@ -44,31 +60,52 @@ pub(super) enum Waited {
     Past(Duration),
 }
 
-/// Per worker, the waits in a row that outlasted the full spin (saturating
-/// at `LONG_AFTER`).
+/// Per worker, how its replies have been taking.
+#[derive(Default)]
+struct Worker {
+    /// The waits in a row that outlasted the full spin (saturating at
+    /// `LONG_AFTER`).
+    long: Cell<u8>,
+    /// Waits since the caller became paced, modulo `SAMPLE_EVERY`.
+    paced_waits: Cell<u8>,
+}
+
 pub(super) struct Pace {
-    long: Box<[Cell<u8>]>,
+    workers: Box<[Worker]>,
 }
 
 impl Pace {
     pub(super) fn new(workers: usize) -> Self {
-        Pace { long: (0..workers).map(|_| Cell::new(0)).collect() }
+        Pace { workers: (0..workers).map(|_| Worker::default()).collect() }
     }
 
     /// Whether the caller now spins only a probe for worker `w`'s replies
     /// (for any worker's, `None`: a batch, only if for every worker's).
+    #[cfg(test)]
     pub(super) fn paced(&self, w: Option<usize>) -> bool {
+        let paced = |p: &Worker| p.long.get() >= LONG_AFTER;
         match w {
-            Some(w) => self.long[w].get() >= LONG_AFTER,
-            None => self.long.iter().all(|l| l.get() >= LONG_AFTER),
+            Some(w) => paced(&self.workers[w]),
+            None => self.workers.iter().all(paced),
+        }
+    }
+
+    /// Whether the next wait for worker `w`'s replies (for any worker's,
+    /// `None`) spins only the probe: paced, and not the sample.
+    #[inline]
+    fn probes(&self, w: Option<usize>) -> bool {
+        let probes = |p: &Worker| p.long.get() >= LONG_AFTER && p.paced_waits.get() != SAMPLE_EVERY - 1;
+        match w {
+            Some(w) => probes(&self.workers[w]),
+            None => self.workers.iter().all(probes),
         }
     }
 
     /// `spin`, shortened to the probe if the replies awaited have been
-    /// outlasting `budget` (the configured spin).
+    /// outlasting `budget` (the configured spin), except on the sample.
     #[inline]
     pub(super) fn apply(&self, w: Option<usize>, mut spin: Spin, budget: Duration) -> Spin {
-        if self.paced(w) {
+        if self.probes(w) {
             spin.budget = spin.budget.min(budget / (1 << PROBE_SHIFT));
         }
         spin
@@ -79,13 +116,22 @@ impl Pace {
     #[inline]
     #[cfg_attr(shardpool_loom, allow(dead_code))]
     pub(super) fn record(&self, w: usize, waited: Waited, budget: Duration) {
-        let long = &self.long[w];
+        let Worker { long, paced_waits } = &self.workers[w];
         match waited {
             // The common case, one load: nothing to reset.
             Waited::Spun if long.get() == 0 => {}
-            Waited::Past(d) if d >= budget => long.set(long.get().saturating_add(1).min(LONG_AFTER)),
+            Waited::Past(d) if d >= budget => {
+                if long.get() >= LONG_AFTER {
+                    paced_waits.set((paced_waits.get() + 1) % SAMPLE_EVERY);
+                } else {
+                    long.set(long.get() + 1);
+                }
+            }
             // A reply within the spin, or one a full spin would have caught.
-            _ => long.set(0),
+            _ => {
+                long.set(0);
+                paced_waits.set(0);
+            }
         }
     }
 }
@@ -133,6 +179,31 @@ mod tests {
             pace.record(0, fast, BUDGET);
             assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL, "{fast:?}");
         }
+    }
+
+    #[test]
+    fn a_paced_caller_spins_fully_once_in_sample_every_waits() {
+        let pace = Pace::new(1);
+        for _ in 0..LONG_AFTER {
+            pace.record(0, Waited::Past(us(200)), BUDGET);
+        }
+        // Waits that parked, and whose length (with the wake-up) looked
+        // long: probes, then one full spin.
+        for _ in 0..SAMPLE_EVERY - 1 {
+            assert_eq!(pace.apply(Some(0), FULL, BUDGET).budget, BUDGET / 16);
+            pace.record(0, Waited::Past(us(200)), BUDGET);
+        }
+        assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL, "the sample");
+        assert!(pace.paced(Some(0)));
+        // A reply caught by the sample's spin ends the pacing.
+        pace.record(0, Waited::Spun, BUDGET);
+        assert!(!pace.paced(Some(0)));
+        assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL);
+        // Or, still slow: probes again after the sample.
+        for _ in 0..LONG_AFTER + SAMPLE_EVERY {
+            pace.record(0, Waited::Past(us(200)), BUDGET);
+        }
+        assert_eq!(pace.apply(Some(0), FULL, BUDGET).budget, BUDGET / 16, "after a slow sample");
     }
 
     #[test]
