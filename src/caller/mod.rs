@@ -58,6 +58,38 @@ pub use stream::AsyncResponses;
 /// A caller whose spin is shorter than this sleeps on its reply cells.
 const CELL_SLEEP_BELOW: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// What a wait for a reply has said so far of how long replies take
+/// (`pace.rs`).
+#[cfg(not(shardpool_loom))]
+#[derive(Clone, Copy)]
+enum Seen {
+    /// Nothing: the reply was there before any spin.
+    Nothing,
+    /// The spin caught the reply.
+    Spun,
+    /// The spin ran out; it began then (its first look at the clock, a few
+    /// dozen spins in: a little late, which errs towards spinning).
+    Past(Instant),
+    /// The wait served the worker's own requests (a worker's wait): it says
+    /// nothing.
+    Served,
+}
+
+#[cfg(not(shardpool_loom))]
+impl Seen {
+    /// After a spin that ran out, having first read the clock at `started`
+    /// (`None`: it never did, having no budget, as when a deadline is
+    /// close, and teaches nothing). The first spin that ran out dates the
+    /// wait; nothing is learned with no `caller_spin` (`learns`).
+    #[cold]
+    fn ran_out(self, started: crate::sync::Started, learns: bool) -> Seen {
+        match (self, started) {
+            (Seen::Nothing | Seen::Spun, Some(t)) if learns => Seen::Past(t),
+            _ => self,
+        }
+    }
+}
+
 /// Slot index meaning "none" in the in-flight lists.
 const NIL: u32 = u32::MAX;
 
@@ -346,7 +378,7 @@ fn register<P: PoolItem>(pool: &Arc<Shared<P>>, level: usize) -> Result<Rc<Calle
         }),
         cpu: Cell::new(UNKNOWN_CPU),
         waits: Cell::new(0),
-        pace: Pace::new(pool.workers.len()),
+        pace: Pace::new(pool.workers.len(), pool.config.caller_spin),
         rooms,
         level,
     });
@@ -437,7 +469,7 @@ impl<P: PoolItem> CallerHandle<P> {
     fn spin(&self, waiting_for: Option<usize>) -> Spin {
         let cpu = self.cpu.get();
         let spin = self.pool.caller_spin(waiting_for, (cpu != UNKNOWN_CPU).then_some(cpu));
-        self.pace.apply(waiting_for, spin, self.pool.config.caller_spin)
+        self.pace.apply(waiting_for, spin)
     }
 
     /// After a wait: if the spin ran out (the thread parked), the thread may
@@ -489,22 +521,17 @@ impl<P: PoolItem> CallerHandle<P> {
         deadline: Option<Instant>,
     ) -> (RefMut<'a, Local<P>>, Option<Outcome<P>>, bool) {
         let mut slept = false;
-        // What the wait says of how long replies take (`pace.rs`): whether
-        // it spun for the reply at all, when the first spin that ran out
-        // began, and whether it served the worker's own requests instead
-        // (a worker's wait), when it says nothing. Nothing is learned with
-        // no spin to shorten.
+        // What the wait says of how long replies take (`pace.rs`).
         #[cfg(not(shardpool_loom))]
-        let learn = !self.pool.config.caller_spin.is_zero();
-        #[cfg(not(shardpool_loom))]
-        let (mut spun, mut past, mut served): (bool, Option<Instant>, bool) = (false, None, false);
+        let mut seen = Seen::Nothing;
         loop {
             if let Some(outcome) = local.try_take(w, idx) {
                 local.free.push(idx);
                 #[cfg(not(shardpool_loom))]
-                if spun && !served {
-                    let waited = past.map_or(Waited::Spun, |t| Waited::Past(t.elapsed()));
-                    self.pace.record(w, waited, self.pool.config.caller_spin);
+                match seen {
+                    Seen::Spun => self.pace.record(w, Waited::Spun),
+                    Seen::Past(t) => self.pace.record(w, Waited::Past(t.elapsed())),
+                    Seen::Nothing | Seen::Served => {}
                 }
                 return (local, Some(outcome), slept);
             }
@@ -515,7 +542,7 @@ impl<P: PoolItem> CallerHandle<P> {
             if self.nested() && crate::nest::may_serve() {
                 #[cfg(not(shardpool_loom))]
                 {
-                    served = true;
+                    seen = Seen::Served;
                 }
                 drop(local);
                 let side = ReplySide { handle: self, w, idx };
@@ -531,19 +558,15 @@ impl<P: PoolItem> CallerHandle<P> {
                 // Spin no longer than the deadline allows.
                 spin.budget = spin.budget.min(d.saturating_duration_since(Instant::now()));
             }
-            // A spin with no budget (a deadline close) never reads the
-            // clock: it begins now.
-            #[cfg(not(shardpool_loom))]
-            let unspun = (learn && spin.budget.is_zero()).then(Instant::now);
             let ran_out =
                 self.shared.sleeper.wait_timed(&self.pool.barrier, spin, &local.replies[w], deadline);
             slept |= ran_out.is_some();
             #[cfg(not(shardpool_loom))]
-            {
-                spun = learn;
-                if let Some(started) = ran_out {
-                    past = past.or(started).or(unspun);
-                }
+            match ran_out {
+                // The common case: the spin caught the reply.
+                None if matches!(seen, Seen::Nothing) => seen = Seen::Spun,
+                None => {}
+                Some(started) => seen = seen.ran_out(started, self.pace.learns()),
             }
         }
     }

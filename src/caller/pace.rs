@@ -72,11 +72,23 @@ struct Worker {
 
 pub(super) struct Pace {
     workers: Box<[Worker]>,
+    /// How many workers' `long` is above zero: while none, nothing is
+    /// shortened or reset, at the cost of one load per wait.
+    counting: Cell<usize>,
+    /// The configured spin (`caller_spin`); nothing is learned if zero.
+    budget: Duration,
 }
 
 impl Pace {
-    pub(super) fn new(workers: usize) -> Self {
-        Pace { workers: (0..workers).map(|_| Worker::default()).collect() }
+    pub(super) fn new(workers: usize, budget: Duration) -> Self {
+        Pace { workers: (0..workers).map(|_| Worker::default()).collect(), counting: Cell::new(0), budget }
+    }
+
+    /// Whether waits teach anything: there is a spin to shorten.
+    #[inline]
+    #[cfg_attr(shardpool_loom, allow(dead_code))]
+    pub(super) fn learns(&self) -> bool {
+        !self.budget.is_zero()
     }
 
     /// Whether the caller now spins only a probe for worker `w`'s replies
@@ -102,33 +114,40 @@ impl Pace {
     }
 
     /// `spin`, shortened to the probe if the replies awaited have been
-    /// outlasting `budget` (the configured spin), except on the sample.
+    /// outlasting the configured spin, except on the sample.
     #[inline]
-    pub(super) fn apply(&self, w: Option<usize>, mut spin: Spin, budget: Duration) -> Spin {
-        if self.probes(w) {
-            spin.budget = spin.budget.min(budget / (1 << PROBE_SHIFT));
+    pub(super) fn apply(&self, w: Option<usize>, mut spin: Spin) -> Spin {
+        if self.counting.get() != 0 && self.probes(w) {
+            spin.budget = spin.budget.min(self.budget / (1 << PROBE_SHIFT));
         }
         spin
     }
 
-    /// Learns how a wait for worker `w`'s reply ended, against `budget`
-    /// (the configured spin).
+    /// Learns how a wait for worker `w`'s reply ended.
     #[inline]
     #[cfg_attr(shardpool_loom, allow(dead_code))]
-    pub(super) fn record(&self, w: usize, waited: Waited, budget: Duration) {
+    pub(super) fn record(&self, w: usize, waited: Waited) {
+        // The common case, one load: a reply within the spin, and nothing
+        // counted to reset.
+        if waited == Waited::Spun && self.counting.get() == 0 {
+            return;
+        }
         let Worker { long, paced_waits } = &self.workers[w];
         match waited {
-            // The common case, one load: nothing to reset.
-            Waited::Spun if long.get() == 0 => {}
-            Waited::Past(d) if d >= budget => {
-                if long.get() >= LONG_AFTER {
-                    paced_waits.set((paced_waits.get() + 1) % SAMPLE_EVERY);
-                } else {
-                    long.set(long.get() + 1);
+            Waited::Past(d) if d >= self.budget => match long.get() {
+                n if n >= LONG_AFTER => paced_waits.set((paced_waits.get() + 1) % SAMPLE_EVERY),
+                n => {
+                    if n == 0 {
+                        self.counting.set(self.counting.get() + 1);
+                    }
+                    long.set(n + 1);
                 }
-            }
+            },
             // A reply within the spin, or one a full spin would have caught.
             _ => {
+                if long.get() != 0 {
+                    self.counting.set(self.counting.get() - 1);
+                }
                 long.set(0);
                 paced_waits.set(0);
             }
@@ -149,88 +168,88 @@ mod tests {
 
     #[test]
     fn waits_past_the_spin_shorten_it_to_a_probe_after_enough_in_a_row() {
-        let pace = Pace::new(2);
+        let pace = Pace::new(2, BUDGET);
         for _ in 0..LONG_AFTER - 1 {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
-            assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL, "not yet");
+            pace.record(0, Waited::Past(us(200)));
+            assert_eq!(pace.apply(Some(0), FULL), FULL, "not yet");
         }
-        pace.record(0, Waited::Past(us(200)), BUDGET);
-        let probe = pace.apply(Some(0), FULL, BUDGET);
+        pace.record(0, Waited::Past(us(200)));
+        let probe = pace.apply(Some(0), FULL);
         assert_eq!(probe.budget, BUDGET / 16);
         assert_eq!(probe.yield_every, FULL.yield_every, "only the budget changes");
         // Per worker: worker 1's replies were never waited for.
-        assert_eq!(pace.apply(Some(1), FULL, BUDGET), FULL);
+        assert_eq!(pace.apply(Some(1), FULL), FULL);
         // A batch (any worker) spins fully until every worker is paced.
-        assert_eq!(pace.apply(None, FULL, BUDGET), FULL);
+        assert_eq!(pace.apply(None, FULL), FULL);
         for _ in 0..LONG_AFTER {
-            pace.record(1, Waited::Past(us(200)), BUDGET);
+            pace.record(1, Waited::Past(us(200)));
         }
-        assert_eq!(pace.apply(None, FULL, BUDGET).budget, BUDGET / 16);
+        assert_eq!(pace.apply(None, FULL).budget, BUDGET / 16);
     }
 
     #[test]
     fn a_reply_a_full_spin_would_catch_restores_the_spin() {
         for fast in [Waited::Spun, Waited::Past(us(30))] {
-            let pace = Pace::new(1);
+            let pace = Pace::new(1, BUDGET);
             for _ in 0..LONG_AFTER {
-                pace.record(0, Waited::Past(us(200)), BUDGET);
+                pace.record(0, Waited::Past(us(200)));
             }
             assert!(pace.paced(Some(0)));
-            pace.record(0, fast, BUDGET);
-            assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL, "{fast:?}");
+            pace.record(0, fast);
+            assert_eq!(pace.apply(Some(0), FULL), FULL, "{fast:?}");
         }
     }
 
     #[test]
     fn a_paced_caller_spins_fully_once_in_sample_every_waits() {
-        let pace = Pace::new(1);
+        let pace = Pace::new(1, BUDGET);
         for _ in 0..LONG_AFTER {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            pace.record(0, Waited::Past(us(200)));
         }
         // Waits that parked, and whose length (with the wake-up) looked
         // long: probes, then one full spin.
         for _ in 0..SAMPLE_EVERY - 1 {
-            assert_eq!(pace.apply(Some(0), FULL, BUDGET).budget, BUDGET / 16);
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            assert_eq!(pace.apply(Some(0), FULL).budget, BUDGET / 16);
+            pace.record(0, Waited::Past(us(200)));
         }
-        assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL, "the sample");
+        assert_eq!(pace.apply(Some(0), FULL), FULL, "the sample");
         assert!(pace.paced(Some(0)));
         // A reply caught by the sample's spin ends the pacing.
-        pace.record(0, Waited::Spun, BUDGET);
+        pace.record(0, Waited::Spun);
         assert!(!pace.paced(Some(0)));
-        assert_eq!(pace.apply(Some(0), FULL, BUDGET), FULL);
+        assert_eq!(pace.apply(Some(0), FULL), FULL);
         // Or, still slow: probes again after the sample.
         for _ in 0..LONG_AFTER + SAMPLE_EVERY {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            pace.record(0, Waited::Past(us(200)));
         }
-        assert_eq!(pace.apply(Some(0), FULL, BUDGET).budget, BUDGET / 16, "after a slow sample");
+        assert_eq!(pace.apply(Some(0), FULL).budget, BUDGET / 16, "after a slow sample");
     }
 
     #[test]
     fn one_fast_reply_in_a_run_of_slow_ones_starts_the_count_again() {
-        let pace = Pace::new(1);
+        let pace = Pace::new(1, BUDGET);
         for _ in 0..LONG_AFTER - 1 {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            pace.record(0, Waited::Past(us(200)));
         }
-        pace.record(0, Waited::Spun, BUDGET);
+        pace.record(0, Waited::Spun);
         for _ in 0..LONG_AFTER - 1 {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            pace.record(0, Waited::Past(us(200)));
         }
         assert!(!pace.paced(Some(0)));
-        pace.record(0, Waited::Past(us(200)), BUDGET);
+        pace.record(0, Waited::Past(us(200)));
         assert!(pace.paced(Some(0)));
     }
 
     #[test]
     fn the_probe_never_lengthens_a_shorter_spin() {
-        let pace = Pace::new(1);
+        let pace = Pace::new(1, BUDGET);
         for _ in 0..LONG_AFTER {
-            pace.record(0, Waited::Past(us(200)), BUDGET);
+            pace.record(0, Waited::Past(us(200)));
         }
         // Crowded callers already spin 5 µs by yielding; the probe (3.125
         // µs) shortens that, and keeps its yields.
         let crowded = Spin::sharing(us(5));
-        assert_eq!(pace.apply(Some(0), crowded, BUDGET), Spin::sharing(BUDGET / 16));
-        assert_eq!(pace.apply(Some(0), Spin::NONE, BUDGET), Spin::NONE);
+        assert_eq!(pace.apply(Some(0), crowded), Spin::sharing(BUDGET / 16));
+        assert_eq!(pace.apply(Some(0), Spin::NONE), Spin::NONE);
     }
 }
