@@ -325,10 +325,21 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         }
         let idx = self.list.head;
         let (outcome, id, slept, discard) = {
-            let local = self.handle.local.borrow_mut();
+            let mut local = self.handle.local.borrow_mut();
             let Link { next, worker, id, .. } = local.links[idx as usize];
-            let (mut local, outcome, slept) =
-                self.handle.wait_for(local, worker as usize, idx, Some(id), || self.handle.spin(None), None);
+            // The reply is usually in already (the worker keeps up with a
+            // batch's caller): take it without the wait's machinery.
+            let (mut local, outcome, slept) = match local.take(worker as usize, idx) {
+                Some(outcome) => (local, Some(outcome), false),
+                None => self.handle.wait_for(
+                    local,
+                    worker as usize,
+                    idx,
+                    Some(id),
+                    || self.handle.spin(None),
+                    None,
+                ),
+            };
             self.list.head = next;
             if next == NIL {
                 self.list.tail = NIL;

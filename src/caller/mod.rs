@@ -142,6 +142,7 @@ struct Local<P: PoolItem> {
 }
 
 impl<P: PoolItem> Local<P> {
+    #[inline]
     fn alloc(&mut self) -> u32 {
         if let Some(i) = self.free.pop() {
             return i;
@@ -154,6 +155,7 @@ impl<P: PoolItem> Local<P> {
 
     /// Whether worker `w` may be sent one more request: its reply will have
     /// room. Takes whatever replies have arrived off its lane first.
+    #[inline]
     fn room(&mut self, w: usize) -> bool {
         if self.pending[w].len() < self.capacity {
             return true;
@@ -163,6 +165,7 @@ impl<P: PoolItem> Local<P> {
     }
 
     /// Records a request sent to `w` in slot `idx`.
+    #[inline]
     fn sent(&mut self, w: usize, idx: u32) {
         debug_assert!(self.pending[w].len() < self.capacity);
         self.pending[w].push_back(idx);
@@ -192,6 +195,16 @@ impl<P: PoolItem> Local<P> {
         } else {
             self.outcomes[idx as usize] = Some(outcome);
         }
+    }
+
+    /// The outcome of slot `idx`, if it has arrived, and the slot freed:
+    /// the first step of every wait (`CallerHandle::wait_for`), and all of
+    /// it when the reply is in already.
+    #[inline]
+    fn take(&mut self, w: usize, idx: u32) -> Option<Outcome<P>> {
+        let outcome = self.try_take(w, idx)?;
+        self.free.push(idx);
+        Some(outcome)
     }
 
     /// The outcome of slot `idx`, if it has arrived: filed already, or next
@@ -525,8 +538,7 @@ impl<P: PoolItem> CallerHandle<P> {
         #[cfg(not(shardpool_loom))]
         let mut seen = Seen::Nothing;
         loop {
-            if let Some(outcome) = local.try_take(w, idx) {
-                local.free.push(idx);
+            if let Some(outcome) = local.take(w, idx) {
                 #[cfg(not(shardpool_loom))]
                 match seen {
                     Seen::Spun => self.pace.record(w, Waited::Spun),
