@@ -92,6 +92,9 @@ pub(crate) struct Host<P: PoolItem> {
     /// A nested pass took the doorbell's CONTROL bit (`nest.rs`): the loop
     /// looks at the pool's state when it is back.
     control_seen: Cell<bool>,
+    /// `carry` holds what a look at every lane found just now: the next
+    /// pass need not look again.
+    looked: Cell<bool>,
 }
 
 pub(crate) struct Worker<P: PoolItem> {
@@ -263,6 +266,7 @@ impl<P: PoolItem> Worker<P> {
                 carry: Cell::new(0),
                 next_bit: Cell::new(0),
                 control_seen: Cell::new(false),
+                looked: Cell::new(false),
                 pool,
             },
         }
@@ -300,8 +304,11 @@ impl<P: PoolItem> Worker<P> {
                 continue;
             }
             // Pushes announced lazily ring nobody (`doorbell.rs`): look at
-            // every lane's ring, not only the hinted ones, on every pass.
-            if pool.barrier.lazy_announcements() {
+            // every lane's ring, not only the hinted ones, on every pass,
+            // unless the idle spin did so just before (a lane it missed by
+            // a moment is found by the next pass's look, or the next idle
+            // spin's).
+            if pool.barrier.lazy_announcements() && !host.looked.take() {
                 hints |= host.lanes.with_work();
             }
             let served = host.pass(hints);
@@ -459,6 +466,7 @@ impl<P: PoolItem> Looper<'_, P> {
                 let found = self.host.lanes.with_work();
                 if found != 0 {
                     self.host.add_carry(found);
+                    self.host.looked.set(true);
                     return (true, spinner.started());
                 }
             }
