@@ -59,7 +59,9 @@
 //! ```
 //!
 //! An awake worker finds the push by looking at the rings itself: every
-//! lane's ring on every pass of its loop and on every spin while it idles
+//! lane's ring on every pass of its loop (but the pass right after an idle
+//! spin's look found work, which uses that look) and on every spin while it
+//! idles
 //! (`worker/mod.rs`), a load of the sequence word of each ring's next cell
 //! (`sync/ring.rs`), which stays a cache hit while the ring does not
 //! change. So while the worker is awake a request costs its caller no

@@ -101,6 +101,28 @@ fn lazily_announced_calls_racing_the_workers_sleep_are_answered() {
     });
 }
 
+/// The same two calls to a worker that spins once (under loom, one yield)
+/// before it sleeps: its spin's look at the rings may find the second push,
+/// and the pass that follows then skips its own look (`Host::looked`); or
+/// the worker sleeps, and its poll after the heavy barrier, or the caller's
+/// ring, finds it. Both answered; a push stranded leaves the caller parked,
+/// which loom reports as a deadlock.
+#[test]
+fn lazily_announced_calls_to_a_worker_that_spins_are_answered() {
+    check(Preemptions::Env, || {
+        let pool = loom_tests::builder(1, 2)
+            .caller_spin(ANNOUNCING)
+            .worker_spin(Duration::from_nanos(1))
+            .membarrier(true)
+            .build()
+            .unwrap();
+        for id in 1..=2 {
+            assert_eq!(pool.send_and_receive_once(AddRequest::new(id, ())).unwrap().id, id);
+        }
+        drop(pool);
+    });
+}
+
 /// The same two calls from a caller with no spin, which sleeps on its reply
 /// cells (`src/reply.rs`) while its pushes are still announced lazily: the
 /// worker's look at its rings (or its poll after the heavy barrier) finds

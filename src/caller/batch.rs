@@ -348,7 +348,6 @@ impl<P: PoolItem, R: Request<P>, I: Iterator<Item = R>> Iterator for Responses<'
         };
         drop(discard);
         self.handle.after_wait(slept);
-        // No deadline: the outcome is there.
         // A wait with no deadline ends with its reply.
         let outcome = outcome.unwrap_or_else(|| Err(Box::new(Error::Timeout { id })));
         self.list.len -= 1;

@@ -198,8 +198,8 @@ impl<P: PoolItem> Local<P> {
     }
 
     /// The outcome of slot `idx`, if it has arrived, and the slot freed:
-    /// the first step of every wait (`CallerHandle::wait_for`), and all of
-    /// it when the reply is in already.
+    /// the first step of every turn of a wait (`CallerHandle::wait_for`),
+    /// and all of it when the reply is in already.
     #[inline]
     fn take(&mut self, w: usize, idx: u32) -> Option<Outcome<P>> {
         let outcome = self.try_take(w, idx)?;

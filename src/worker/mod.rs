@@ -6,8 +6,9 @@
 //!
 //! 1. Take the doorbell's bits (plus lanes left over from the last pass);
 //!    in a pool with lazy announcements (`doorbell.rs`), add every lane
-//!    whose ring holds requests (on a busy pass; an idle worker looks at
-//!    every ring before it spins, and on every spin).
+//!    whose ring holds requests (on a busy pass, but for the pass right
+//!    after an idle spin's look found work, which is that look's; an idle
+//!    worker looks at every ring before it spins, and on every spin).
 //! 2. CONTROL: accept new callers; if shutdown has sealed the gate (not
 //!    merely closed it: see `src/gate/README.md`), go to shutdown.
 //!    A new lane is served in the same pass (a request may have been
@@ -93,7 +94,9 @@ pub(crate) struct Host<P: PoolItem> {
     /// looks at the pool's state when it is back.
     control_seen: Cell<bool>,
     /// `carry` holds what a look at every lane found just now: the next
-    /// pass need not look again.
+    /// pass need not look again. Set by `Looper::spin_timed` when its look
+    /// finds work (it then returns, and the loop's next pass follows at
+    /// once), taken by that pass in `Worker::run`.
     looked: Cell<bool>,
 }
 
