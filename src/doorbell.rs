@@ -111,6 +111,18 @@ pub(crate) fn lane_bit(lane: u32) -> u64 {
     1 << (lane % LANE_BITS)
 }
 
+/// The indices of the set bits of `bits`, lowest first.
+#[inline]
+pub(crate) fn set_bits(mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            b
+        })
+    })
+}
+
 pub(crate) struct Doorbell {
     word: CachePadded<AtomicU64>,
     /// The worker's thread, set by the worker before the pool is handed out.

@@ -67,6 +67,8 @@ mod shared;
 mod slot;
 mod stats;
 mod sync;
+#[cfg(all(test, not(shardpool_loom)))]
+mod testing;
 mod trace;
 mod wire;
 mod worker;

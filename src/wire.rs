@@ -277,31 +277,14 @@ impl Drop for CallerShared {
 #[cfg(all(test, not(shardpool_loom)))]
 mod tests {
     use super::*;
-    use crate::error::NewItemError;
-
-    struct Echo;
-
-    impl PoolItem for Echo {
-        type Init = ();
-        type Api = u64;
-        type Response = u64;
-        type ThreadState = ();
-
-        fn new_pool_item(_: u64, _: ()) -> Result<Self, NewItemError> {
-            Ok(Echo)
-        }
-
-        fn process_message(&mut self, request: u64) -> u64 {
-            request
-        }
-    }
+    use crate::testing::Sleepy;
 
     /// A request in the ring costs its message: the questions and the
     /// redirections add no tag of their own.
     #[test]
     fn a_ring_element_is_the_size_of_a_message() {
-        let message = std::mem::size_of::<Message<Echo>>();
+        let message = std::mem::size_of::<Message<Sleepy>>();
         assert_eq!(message, 24);
-        assert_eq!(std::mem::size_of::<Payload<Echo>>(), message);
+        assert_eq!(std::mem::size_of::<Payload<Sleepy>>(), message);
     }
 }

@@ -871,29 +871,9 @@ pub(crate) fn decode<P: PoolItem, R: Request<P>>(id: u64, outcome: Outcome<P>) -
 mod tests {
     use super::pace::LONG_AFTER;
     use super::*;
-    use crate::error::NewItemError;
-    use crate::item::PoolItem;
+    use crate::testing::Sleepy;
     use crate::ThreadPool;
     use std::time::Duration;
-
-    /// An item whose handler sleeps the number of microseconds it is sent.
-    struct Sleepy;
-
-    impl PoolItem for Sleepy {
-        type Init = ();
-        type Api = u64;
-        type Response = u64;
-        type ThreadState = ();
-
-        fn new_pool_item(_: u64, _: ()) -> Result<Self, NewItemError> {
-            Ok(Sleepy)
-        }
-
-        fn process_message(&mut self, micros: u64) -> u64 {
-            std::thread::sleep(Duration::from_micros(micros));
-            micros
-        }
-    }
 
     /// Replies that always take longer than the spin (a handler that sleeps
     /// 2 ms, against a 100 µs spin) leave the caller spinning a probe for

@@ -10,7 +10,7 @@
 //! not move one an outer pass is serving.
 
 use crate::chain::FrameRef;
-use crate::doorbell::LANE_BITS;
+use crate::doorbell::{set_bits, LANE_BITS};
 use crate::item::PoolItem;
 use crate::reply::ReplyWriter;
 use crate::room::Room;
@@ -168,16 +168,9 @@ impl<P: PoolItem> Lanes<P> {
     #[inline]
     pub(super) fn with_work(&self) -> u64 {
         let buckets = self.buckets.borrow();
-        let mut found = 0;
-        let mut bits = self.occupied.get();
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if buckets[b].iter().any(|l| !l.is_empty()) {
-                found |= 1 << b;
-            }
-        }
-        found
+        set_bits(self.occupied.get())
+            .filter(|&b| buckets[b].iter().any(|l| !l.is_empty()))
+            .fold(0, |found, b| found | 1 << b)
     }
 
     /// Whether `f` holds for some lane.

@@ -37,7 +37,7 @@
 //! a panic costs at most the request and the item, never the worker, and
 //! each one reaches the panic handler.
 
-use crate::doorbell::{CONTROL, LANE_BITS, LANE_MASK};
+use crate::doorbell::{set_bits, CONTROL, LANE_BITS, LANE_MASK};
 use crate::error::take_panic_message;
 use crate::idle::{Gaps, Idle, Plan};
 use crate::item::{PoolItem, Processing};
@@ -62,15 +62,7 @@ pub(crate) use nest::{inline, may_inline};
 /// and above it, ascending, then those below.
 fn round_robin(hints: u64, next: u32) -> impl Iterator<Item = usize> {
     let low = (1u64 << next) - 1;
-    [hints & !low, hints & low].into_iter().flat_map(|mut bits| {
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                b
-            })
-        })
-    })
+    [hints & !low, hints & low].into_iter().flat_map(set_bits)
 }
 
 /// Where the pass after one over `hints` that started from bit `next`

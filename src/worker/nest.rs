@@ -394,10 +394,7 @@ impl<P: PoolItem> Host<P> {
     /// announce (`room.rs`). (Lanes are fetched one at a time: the wakers
     /// are runtime code, which may come back to this worker.)
     fn wake_rooms(&self) {
-        let mut bits = self.lanes.occupied();
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
+        for b in crate::doorbell::set_bits(self.lanes.occupied()) {
             let mut i = 0;
             while let Some(lane) = self.lanes.get(b, i) {
                 if lane.unwoken.get() {
