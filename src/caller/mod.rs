@@ -77,6 +77,27 @@ enum Seen {
 
 #[cfg(not(shardpool_loom))]
 impl Seen {
+    /// After a spin that caught the reply: the wait spun, unless something
+    /// was already known (it ran out before, or it served).
+    #[inline]
+    fn caught(self) -> Seen {
+        match self {
+            Seen::Nothing => Seen::Spun,
+            _ => self,
+        }
+    }
+
+    /// What the wait, now over, teaches (`Pace::record`): nothing if it
+    /// never spun or if it served.
+    #[inline]
+    fn waited(self) -> Option<Waited> {
+        match self {
+            Seen::Spun => Some(Waited::Spun),
+            Seen::Past(t) => Some(Waited::Past(t.elapsed())),
+            Seen::Nothing | Seen::Served => None,
+        }
+    }
+
     /// After a spin that ran out, having first read the clock at `started`
     /// (`None`: it never did, having no budget, as when a deadline is
     /// close, and teaches nothing). The first spin that ran out dates the
@@ -540,10 +561,8 @@ impl<P: PoolItem> CallerHandle<P> {
         loop {
             if let Some(outcome) = local.take(w, idx) {
                 #[cfg(not(shardpool_loom))]
-                match seen {
-                    Seen::Spun => self.pace.record(w, Waited::Spun),
-                    Seen::Past(t) => self.pace.record(w, Waited::Past(t.elapsed())),
-                    Seen::Nothing | Seen::Served => {}
+                if let Some(waited) = seen.waited() {
+                    self.pace.record(w, waited);
                 }
                 return (local, Some(outcome), slept);
             }
@@ -574,11 +593,12 @@ impl<P: PoolItem> CallerHandle<P> {
                 self.shared.sleeper.wait_timed(&self.pool.barrier, spin, &local.replies[w], deadline);
             slept |= ran_out.is_some();
             #[cfg(not(shardpool_loom))]
-            match ran_out {
-                // The common case: the spin caught the reply.
-                None if matches!(seen, Seen::Nothing) => seen = Seen::Spun,
-                None => {}
-                Some(started) => seen = seen.ran_out(started, self.pace.learns()),
+            {
+                seen = match ran_out {
+                    // The common case: the spin caught the reply.
+                    None => seen.caught(),
+                    Some(started) => seen.ran_out(started, self.pace.learns()),
+                };
             }
         }
     }
@@ -910,9 +930,35 @@ mod tests {
         assert!(handle.shared.sleeper.on_cell());
     }
 
+    /// What a wait teaches the pace: nothing unless it spun (a reply there
+    /// at the first look, or a wait that served, says nothing of how long
+    /// replies take), and a spin that ran out dates the wait from its
+    /// first look at the clock, unless nothing is learned at all.
+    #[test]
+    fn a_wait_teaches_only_what_its_spins_saw() {
+        let t = Instant::now();
+        assert_eq!(Seen::Nothing.waited(), None, "the reply was there");
+        assert_eq!(Seen::Nothing.caught().waited(), Some(Waited::Spun));
+        assert_eq!(Seen::Served.caught().waited(), None, "a wait that served");
+        assert!(matches!(Seen::Nothing.ran_out(Some(t), true), Seen::Past(p) if p == t));
+        assert!(matches!(Seen::Spun.ran_out(Some(t), true), Seen::Past(p) if p == t));
+        // The first spin that ran out dates the wait; later ones and a
+        // caught spin after it do not move it.
+        let later = t + Duration::from_millis(1);
+        let past = Seen::Nothing.ran_out(Some(t), true).ran_out(Some(later), true).caught();
+        assert!(matches!(past, Seen::Past(p) if p == t));
+        assert!(matches!(past.waited(), Some(Waited::Past(_))));
+        // A spin with no budget never read the clock; with no caller_spin
+        // nothing is learned.
+        assert!(matches!(Seen::Nothing.ran_out(None, true), Seen::Nothing));
+        assert!(matches!(Seen::Nothing.ran_out(Some(t), false), Seen::Nothing));
+        assert!(matches!(Seen::Served.ran_out(Some(t), true), Seen::Served));
+    }
+
     /// A reply that was already there when the caller came to wait for it
-    /// (a batch's, answered while the caller waited for an earlier one)
-    /// says nothing of how long replies take: it leaves the count alone.
+    /// (a batch's, answered while the caller waited for an earlier one,
+    /// taken by `Responses::next` without a wait) says nothing of how long
+    /// replies take: it leaves the count alone.
     #[test]
     fn a_reply_found_waiting_leaves_the_pace_alone() {
         let pool = ThreadPool::<Sleepy>::builder()
