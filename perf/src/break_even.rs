@@ -13,6 +13,10 @@ use std::time::Duration;
 pub const MESSAGES: u64 = 1000;
 pub const WORK_NS: [u64; 6] = [100, 300, 1_000, 3_000, 10_000, 100_000];
 pub const GAP: Duration = Duration::from_millis(1);
+/// The `W`s whose CPU is split by thread: the two the targets name.
+pub const SPLIT_NS: [u64; 2] = [300, 1_000];
+/// The targets' speed-ups at [`SPLIT_NS`].
+const SPLIT_TARGETS: [f64; 2] = [1.6, 1.85];
 
 /// ns per message at one `W`.
 pub struct Row {
@@ -26,8 +30,19 @@ pub struct Row {
     pub mtp_gap: f64,
 }
 
+/// Where a back-to-back batch's CPU went at one `W`, per message: the
+/// caller's thread and each worker's, from their CPU clocks.
+pub struct Split {
+    pub work_ns: u64,
+    /// Wall time per message.
+    pub wall: f64,
+    pub caller: f64,
+    pub workers: Vec<f64>,
+}
+
 pub struct BreakEven {
     pub rows: Vec<Row>,
+    pub splits: Vec<Split>,
     pub ns_per_round: f64,
     pub floor: Floor,
 }
@@ -38,7 +53,7 @@ pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
             let sp = echo_pool(2);
             let no_spin = echo_pool_with(2, |b| b.caller_spin(Duration::ZERO));
             let mt = mtp_echo_pool(2);
-            WORK_NS
+            let rows = WORK_NS
                 .iter()
                 .map(|&w| {
                     eprintln!("  break-even: W = {}", fmt_ns(w as f64));
@@ -66,10 +81,50 @@ pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
                     });
                     Row { work_ns: w, inline, shardpool, shardpool_gap, no_spin, mtp, mtp_gap }
                 })
-                .collect()
+                .collect::<Vec<_>>();
+            let split = echo_pool_with(2, |b| b.thread_name(|i| format!("split-{i}")));
+            let splits = SPLIT_NS
+                .iter()
+                .map(|&w| cpu_split(&split, w, budget.time(Duration::from_millis(200))))
+                .collect::<Vec<_>>();
+            (rows, splits)
         })
     });
-    BreakEven { rows, ns_per_round: ns_per_round(), floor }
+    let (rows, splits) = rows;
+    BreakEven { rows, splits, ns_per_round: ns_per_round(), floor }
+}
+
+/// Runs batches of [`MESSAGES`] burns of `w` ns back to back for about
+/// `total` on `pool` (whose workers are named `split-N`), and splits the
+/// CPU they took by thread. The workers' share includes their spin while
+/// they wait for requests: CPU the work could have had.
+fn cpu_split(pool: &shardpool::ThreadPool<crate::common::echo::Echo>, w: u64, total: Duration) -> Split {
+    let rounds = rounds_for(w);
+    let warm = std::time::Instant::now();
+    while warm.elapsed() < total / 10 {
+        black_box(burn_batch(pool, MESSAGES, rounds));
+    }
+    let workers = || crate::resources::thread_cpu_ns("split-");
+    let (w0, c0, t0) = (workers(), crate::resources::thread_cpu(), std::time::Instant::now());
+    let mut batches = 0u64;
+    while t0.elapsed() < total || batches < 3 {
+        black_box(burn_batch(pool, MESSAGES, rounds));
+        batches += 1;
+    }
+    let (wall, caller, w1) = (t0.elapsed(), crate::resources::thread_cpu() - c0, workers());
+    let per = (batches * MESSAGES) as f64;
+    Split {
+        work_ns: w,
+        wall: wall.as_nanos() as f64 / per,
+        caller: caller.as_nanos() as f64 / per,
+        workers: w1
+            .iter()
+            .map(|(name, after)| {
+                let before = w0.iter().find(|(n, _)| n == name).map_or(0, |(_, ns)| *ns);
+                after.saturating_sub(before) as f64 / per
+            })
+            .collect(),
+    }
 }
 
 impl BreakEven {
@@ -116,6 +171,50 @@ impl BreakEven {
              workers need. Floor {}.\n\n",
             self.ns_per_round,
             self.floor.show()
+        );
+        s += &t.markdown();
+        s += &self.split_markdown();
+        s
+    }
+
+    /// The CPU split at [`SPLIT_NS`], beside what the targets leave for
+    /// everything that is not the work.
+    fn split_markdown(&self) -> String {
+        let mut t = Table::new(&[
+            "W",
+            "inline per message",
+            "wall per message",
+            "caller CPU",
+            "workers' CPU",
+            "all CPU − inline",
+            "target",
+            "all CPU − inline the target allows",
+        ]);
+        for (s, target) in self.splits.iter().zip(SPLIT_TARGETS) {
+            let Some(r) = self.rows.iter().find(|r| r.work_ns == s.work_ns) else { continue };
+            let workers: f64 = s.workers.iter().sum();
+            t.row(vec![
+                fmt_ns(s.work_ns as f64),
+                fmt_ns(r.inline),
+                fmt_ns(s.wall),
+                fmt_ns(s.caller),
+                format!(
+                    "{} ({})",
+                    fmt_ns(workers),
+                    s.workers.iter().map(|&w| fmt_ns(w)).collect::<Vec<_>>().join(" + ")
+                ),
+                fmt_ns(s.caller + workers - r.inline),
+                fmt_x(target),
+                fmt_ns(2.0 * r.inline / target - r.inline),
+            ]);
+        }
+        let mut s = String::from(
+            "\n### Where a message's CPU goes\n\nThe same batches, back to back, on a third pool whose threads' \
+             CPU clocks are read before and after: per message, the caller's CPU and each worker's. A \
+             worker's CPU includes its spin while it waits for requests. At a speed-up S the two cores give \
+             each message at most 2 × inline ÷ S of CPU, so everything that is not the work (the caller, \
+             each request's overhead on its worker, a worker's wait) must fit in 2 × inline ÷ S − inline: \
+             the last column.\n\n",
         );
         s += &t.markdown();
         s

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// CPU time (ns) of each thread of this process whose name starts with
 /// `prefix`, from `/proc/self/task/*/schedstat` (ns on CPU), or from
 /// `stat`'s utime + stime (clock ticks) where schedstat is missing.
-fn thread_cpu_ns(prefix: &str) -> Vec<(String, u64)> {
+pub(crate) fn thread_cpu_ns(prefix: &str) -> Vec<(String, u64)> {
     let Ok(dir) = fs::read_dir("/proc/self/task") else { return Vec::new() };
     let mut out = Vec::new();
     for entry in dir.flatten() {
@@ -106,7 +106,7 @@ impl SlowRow {
 }
 
 /// The calling thread's CPU time so far.
-fn thread_cpu() -> Duration {
+pub(crate) fn thread_cpu() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec for the call to fill.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
