@@ -6,6 +6,7 @@ use crate::common::mtp::{mtp_burn_batch, mtp_echo_pool};
 use crate::common::place;
 use crate::common::work::{burn, ns_per_round, rounds_for};
 use crate::measure::{fmt_ns, fmt_x, ns_per_elem, ns_per_elem_after_gap, Budget, Floor, Floors};
+use crate::resources::{cpu_split, CpuSplit};
 use crate::table::Table;
 use std::hint::black_box;
 use std::time::Duration;
@@ -30,19 +31,10 @@ pub struct Row {
     pub mtp_gap: f64,
 }
 
-/// Where a back-to-back batch's CPU went at one `W`, per message: the
-/// caller's thread and each worker's, from their CPU clocks.
-pub struct Split {
-    pub work_ns: u64,
-    /// Wall time per message.
-    pub wall: f64,
-    pub caller: f64,
-    pub workers: Vec<f64>,
-}
-
 pub struct BreakEven {
     pub rows: Vec<Row>,
-    pub splits: Vec<Split>,
+    /// At each of [`SPLIT_NS`], per message.
+    pub splits: Vec<(u64, CpuSplit)>,
     pub ns_per_round: f64,
     pub floor: Floor,
 }
@@ -85,46 +77,19 @@ pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
             let split = echo_pool_with(2, |b| b.thread_name(|i| format!("split-{i}")));
             let splits = SPLIT_NS
                 .iter()
-                .map(|&w| cpu_split(&split, w, budget.time(Duration::from_millis(200))))
+                .map(|&w| {
+                    let rounds = rounds_for(w);
+                    let split = cpu_split("split-", budget.time(Duration::from_millis(200)), || {
+                        black_box(burn_batch(&split, MESSAGES, rounds));
+                    });
+                    (w, split.per(MESSAGES as f64))
+                })
                 .collect::<Vec<_>>();
             (rows, splits)
         })
     });
     let (rows, splits) = rows;
     BreakEven { rows, splits, ns_per_round: ns_per_round(), floor }
-}
-
-/// Runs batches of [`MESSAGES`] burns of `w` ns back to back for about
-/// `total` on `pool` (whose workers are named `split-N`), and splits the
-/// CPU they took by thread. The workers' share includes their spin while
-/// they wait for requests: CPU the work could have had.
-fn cpu_split(pool: &shardpool::ThreadPool<crate::common::echo::Echo>, w: u64, total: Duration) -> Split {
-    let rounds = rounds_for(w);
-    let warm = std::time::Instant::now();
-    while warm.elapsed() < total / 10 {
-        black_box(burn_batch(pool, MESSAGES, rounds));
-    }
-    let workers = || crate::resources::thread_cpu_ns("split-");
-    let (w0, c0, t0) = (workers(), crate::resources::thread_cpu(), std::time::Instant::now());
-    let mut batches = 0u64;
-    while t0.elapsed() < total || batches < 3 {
-        black_box(burn_batch(pool, MESSAGES, rounds));
-        batches += 1;
-    }
-    let (wall, caller, w1) = (t0.elapsed(), crate::resources::thread_cpu() - c0, workers());
-    let per = (batches * MESSAGES) as f64;
-    Split {
-        work_ns: w,
-        wall: wall.as_nanos() as f64 / per,
-        caller: caller.as_nanos() as f64 / per,
-        workers: w1
-            .iter()
-            .map(|(name, after)| {
-                let before = w0.iter().find(|(n, _)| n == name).map_or(0, |(_, ns)| *ns);
-                after.saturating_sub(before) as f64 / per
-            })
-            .collect(),
-    }
 }
 
 impl BreakEven {
@@ -190,11 +155,11 @@ impl BreakEven {
             "target",
             "all CPU − inline the target allows",
         ]);
-        for (s, target) in self.splits.iter().zip(SPLIT_TARGETS) {
-            let Some(r) = self.rows.iter().find(|r| r.work_ns == s.work_ns) else { continue };
-            let workers: f64 = s.workers.iter().sum();
+        for ((w, s), target) in self.splits.iter().zip(SPLIT_TARGETS) {
+            let Some(r) = self.rows.iter().find(|r| r.work_ns == *w) else { continue };
+            let workers = s.workers_total();
             t.row(vec![
-                fmt_ns(s.work_ns as f64),
+                fmt_ns(*w as f64),
                 fmt_ns(r.inline),
                 fmt_ns(s.wall),
                 fmt_ns(s.caller),

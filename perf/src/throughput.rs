@@ -8,6 +8,7 @@ use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch, mtp_randoms_po
 use crate::common::place;
 use crate::common::rtrb_pair::RtrbPair;
 use crate::measure::{fmt_ns, fmt_rate, fmt_x, ns_per_elem, Budget, Floor, Floors};
+use crate::resources::{cpu_split, CpuSplit};
 use crate::table::Table;
 use rayon::prelude::*;
 use shardpool::{AddRequest, ThreadPool};
@@ -191,6 +192,9 @@ pub struct RandomsRow {
 
 pub struct RandomsResults {
     pub rows: Vec<RandomsRow>,
+    /// Per numbers per item: where the CPU of shardpool's `sum` pass went,
+    /// per pass.
+    pub splits: Vec<(usize, CpuSplit)>,
     pub floor: Floor,
 }
 
@@ -207,10 +211,15 @@ pub fn randoms(budget: Budget, floors: &mut Floors) -> RandomsResults {
                 .build()
                 .expect("build the rayon pool");
             let mut rows = Vec::new();
+            let mut splits = Vec::new();
             for count in [10_000usize, 100] {
                 eprintln!("  randoms vs rayon: {count} numbers per item");
                 let local: Vec<Randoms> = (0..RANDOMS_ITEMS).map(|id| Randoms::new(id, count)).collect();
-                let sp = ThreadPool::<Randoms>::new(workers).expect("build the Randoms pool");
+                let sp = ThreadPool::<Randoms>::builder()
+                    .workers(workers)
+                    .thread_name(|i| format!("randoms-sp-{i}"))
+                    .build()
+                    .expect("build the Randoms pool");
                 sp.send_and_receive((0..RANDOMS_ITEMS).map(|id| AddRequest::new(id, RandomsInit { count })))
                     .expect("register")
                     .for_each(|r| assert!(r.is_ok()));
@@ -252,11 +261,22 @@ pub fn randoms(budget: Budget, floors: &mut Floors) -> RandomsResults {
                     });
                     rows.push(RandomsRow { count, op, ns: [seq, par, pool, mtp] });
                 }
+                splits.push((
+                    count,
+                    cpu_split("randoms-sp-", per_cell, || {
+                        black_box(
+                            sp.send_and_receive((0..RANDOMS_ITEMS).map(SumRequest))
+                                .expect("send")
+                                .fold(0u128, |a, r| a ^ r.expect("sum").sum),
+                        );
+                    }),
+                ));
             }
-            rows
+            (rows, splits)
         })
     });
-    RandomsResults { rows, floor }
+    let (rows, splits) = rows;
+    RandomsResults { rows, splits, floor }
 }
 
 impl RandomsResults {
@@ -296,6 +316,45 @@ impl RandomsResults {
             "Time for one pass (one request per item, all answers taken). One worker / thread per core for \
              every parallel subject; the caller is not pinned. Floor {}.\n\n",
             self.floor.show()
+        );
+        s += &t.markdown();
+        s += &self.split_markdown();
+        s
+    }
+
+    /// Where the CPU of shardpool's `sum` pass went, beside the sequential
+    /// pass: the work alone, on one thread.
+    fn split_markdown(&self) -> String {
+        let mut t = Table::new(&[
+            "numbers per item",
+            "sequential pass",
+            "wall per pass",
+            "caller CPU",
+            "workers' CPU",
+            "workers' CPU ÷ sequential",
+        ]);
+        for (count, split) in &self.splits {
+            let Some(r) = self.rows.iter().find(|r| r.count == *count && r.op == "sum") else { continue };
+            let workers = split.workers_total();
+            t.row(vec![
+                count.to_string(),
+                fmt_ns(r.ns[0]),
+                fmt_ns(split.wall),
+                fmt_ns(split.caller),
+                format!(
+                    "{} ({})",
+                    fmt_ns(workers),
+                    split.workers.iter().map(|&w| fmt_ns(w)).collect::<Vec<_>>().join(" + ")
+                ),
+                fmt_x(workers / r.ns[0]),
+            ]);
+        }
+        let mut s = String::from(
+            "\n### Where a pass's CPU goes (shardpool, `sum`)\n\nThe pass again, its threads' CPU clocks \
+             read before and after: the caller's CPU and each worker's, per pass. A worker's CPU includes \
+             its spin while it waits for requests. Beyond the sequential pass's time, the workers' CPU is \
+             each request's overhead, their waits, and the work running slower on two cores at once than \
+             on one (with 10,000 numbers an item is 80 KB, and a pass reads 80 MB).\n\n",
         );
         s += &t.markdown();
         s
