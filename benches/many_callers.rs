@@ -1,4 +1,4 @@
-//! `many_callers`: 1, 2, 8 and 64 caller threads share one pool of 2
+//! `many_callers`: 1, 2, 4, 8, 16 and 64 caller threads share one pool of 2
 //! workers, each making round trips (`send_and_receive_once`). On 2 cores
 //! most callers are oversubscribed; the figure is the total throughput (the
 //! perf harness also reports its fairness across callers).
@@ -22,7 +22,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const CALLERS: [usize; 4] = [1, 2, 8, 64];
+const CALLERS: [usize; 6] = [1, 2, 4, 8, 16, 64];
 const PER_ITERATION: u64 = 64;
 
 /// Starts `callers` threads that each call `call(caller, i)` for `i` in
