@@ -1,7 +1,7 @@
 //! Break-even: 1000 messages each carrying `W` ns of calibrated work, to a
 //! pool of 2 workers, against doing the work inline.
 
-use crate::common::echo::{burn_batch, echo_pool, echo_pool_with};
+use crate::common::echo::{burn_batch, echo_pool_with};
 use crate::common::mtp::{mtp_burn_batch, mtp_echo_pool};
 use crate::common::place;
 use crate::common::work::{burn, ns_per_round, rounds_for};
@@ -40,9 +40,10 @@ pub struct BreakEven {
 }
 
 pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
-    let (rows, floor) = floors.around("break-even", || {
+    let ((rows, splits), floor) = floors.around("break-even", || {
         place::on_driver(None, || {
-            let sp = echo_pool(2);
+            // Named, so that its workers' CPU can be told apart (`cpu_split`).
+            let sp = echo_pool_with(2, |b| b.thread_name(|i| format!("be-sp-{i}")));
             let no_spin = echo_pool_with(2, |b| b.caller_spin(Duration::ZERO));
             let mt = mtp_echo_pool(2);
             let rows = WORK_NS
@@ -74,13 +75,12 @@ pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
                     Row { work_ns: w, inline, shardpool, shardpool_gap, no_spin, mtp, mtp_gap }
                 })
                 .collect::<Vec<_>>();
-            let split = echo_pool_with(2, |b| b.thread_name(|i| format!("split-{i}")));
             let splits = SPLIT_NS
                 .iter()
                 .map(|&w| {
                     let rounds = rounds_for(w);
-                    let split = cpu_split("split-", budget.time(Duration::from_millis(200)), || {
-                        black_box(burn_batch(&split, MESSAGES, rounds));
+                    let split = cpu_split("be-sp-", budget.time(Duration::from_millis(200)), || {
+                        black_box(burn_batch(&sp, MESSAGES, rounds));
                     });
                     (w, split.per(MESSAGES as f64))
                 })
@@ -88,7 +88,6 @@ pub fn run(budget: Budget, floors: &mut Floors) -> BreakEven {
             (rows, splits)
         })
     });
-    let (rows, splits) = rows;
     BreakEven { rows, splits, ns_per_round: ns_per_round(), floor }
 }
 
@@ -163,19 +162,15 @@ impl BreakEven {
                 fmt_ns(r.inline),
                 fmt_ns(s.wall),
                 fmt_ns(s.caller),
-                format!(
-                    "{} ({})",
-                    fmt_ns(workers),
-                    s.workers.iter().map(|&w| fmt_ns(w)).collect::<Vec<_>>().join(" + ")
-                ),
+                s.workers_cell(),
                 fmt_ns(s.caller + workers - r.inline),
                 fmt_x(target),
                 fmt_ns(2.0 * r.inline / target - r.inline),
             ]);
         }
         let mut s = String::from(
-            "\n### Where a message's CPU goes\n\nThe same batches, back to back, on a third pool whose threads' \
-             CPU clocks are read before and after: per message, the caller's CPU and each worker's. A \
+            "\n### Where a message's CPU goes\n\nThe same batches, back to back, on the same pool, its threads' \
+             CPU clocks read before and after: per message, the caller's CPU and each worker's. A \
              worker's CPU includes its spin while it waits for requests. At a speed-up S the two cores give \
              each message at most 2 × inline ÷ S of CPU, so everything that is not the work (the caller, \
              each request's overhead on its worker, a worker's wait) must fit in 2 × inline ÷ S − inline: \

@@ -272,10 +272,10 @@ fn main() -> ExitCode {
     // (the median) ran with the vCPUs placed otherwise: its ratio to a row
     // measured at the usual floor says nothing about the code, so no
     // verdict is given.
-    let slow = |f: &Floor| floors.off(f.before) || floors.off(f.after);
+    let away = |f: &Floor| floors.off(f.before) || floors.off(f.after);
     let mut t = Table::new(&["target", "this run", "met"]);
     for tg in &targets {
-        let verdict = if tg.floors.iter().any(slow) {
+        let verdict = if tg.floors.iter().any(away) {
             "not judged: a row ran away from the usual floor ⚠"
         } else if tg.met {
             "yes"

@@ -106,6 +106,12 @@ static USUAL: AtomicU64 = AtomicU64::new(0);
 /// The label's end for floors measured while waiting for the usual one.
 const WAITING: &str = "(waiting)";
 
+/// Whether a floor of `ns` stands away from `usual`: half again as high or
+/// more, or two thirds as high or less.
+fn away(ns: f64, usual: f64) -> bool {
+    ns >= 1.5 * usual || ns * 1.5 <= usual
+}
+
 impl Default for Floors {
     fn default() -> Self {
         Floors { samples: Vec::new(), retry_left: RETRY_BUDGET, retried: Vec::new() }
@@ -128,7 +134,8 @@ impl Floors {
     /// run's retry budget lasts; the last run's result is kept (flagged, if
     /// the floor did not come back).
     pub fn around<R>(&mut self, label: &str, mut f: impl FnMut() -> R) -> (R, Floor) {
-        for tries in 1.. {
+        let mut retries = 0;
+        loop {
             let started = Instant::now();
             let before = self.measure(&format!("{label} (before)"));
             let cpu = CpuSample::now();
@@ -137,9 +144,10 @@ impl Floors {
             let after = self.measure(&format!("{label} (after)"));
             let floor = Floor { before, after, others };
             let off = self.off(floor.before) || self.off(floor.after);
-            if !off || tries > MAX_RETRIES || self.retry_left.is_zero() {
+            if !off || retries == MAX_RETRIES || self.retry_left.is_zero() {
                 return (r, floor);
             }
+            retries += 1;
             eprintln!(
                 "  {label}: the floor stood at {} (usual {:.0} ns); measuring again once it is back",
                 floor.show(),
@@ -152,7 +160,6 @@ impl Floors {
                 return (r, floor);
             }
         }
-        unreachable!("`1..` does not end")
     }
 
     /// The run's usual floor so far: the median of its measurements
@@ -177,8 +184,7 @@ impl Floors {
     /// or more, or two thirds as high or less. Rows measured at such a
     /// floor do not compare with rows measured at the usual one.
     pub fn off(&self, ns: f64) -> bool {
-        let usual = self.usual();
-        ns >= 1.5 * usual || ns * 1.5 <= usual
+        away(ns, self.usual())
     }
 
     /// Measures the floor every half second until it is the usual one
@@ -222,7 +228,7 @@ impl Floor {
     /// share of the machine other processes used, flagged from 5%.
     pub fn show(self) -> String {
         let usual = f64::from_bits(USUAL.load(Ordering::Relaxed));
-        let off = |ns: f64| usual > 0.0 && (ns >= 1.5 * usual || ns * 1.5 <= usual);
+        let off = |ns: f64| usual > 0.0 && away(ns, usual);
         let moved = self.before.max(self.after) >= 1.5 * self.before.min(self.after);
         let flag = if moved || off(self.before) || off(self.after) { " ⚠" } else { "" };
         let others =

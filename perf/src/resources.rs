@@ -7,7 +7,7 @@ use crate::common::echo::{burn_once, echo_pool, ping, ping_batch, ITEMS};
 use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch};
 use crate::common::place;
 use crate::common::work::{burn, rounds_for};
-use crate::measure::Budget;
+use crate::measure::{fmt_ns, Budget};
 use crate::table::Table;
 use std::fs;
 use std::hint::black_box;
@@ -126,6 +126,12 @@ impl CpuSplit {
     /// The workers' CPU, in all.
     pub fn workers_total(&self) -> f64 {
         self.workers.iter().sum()
+    }
+
+    /// The workers' CPU for a table cell: in all, then each worker's.
+    pub fn workers_cell(&self) -> String {
+        let each: Vec<String> = self.workers.iter().map(|&w| fmt_ns(w)).collect();
+        format!("{} ({})", fmt_ns(self.workers_total()), each.join(" + "))
     }
 }
 
