@@ -8,7 +8,9 @@
 //! (`read_chunk`), writes the replies as chunks (`write_chunk_uninit`,
 //! published once per chunk), and the caller's [`RtrbClient::batch_chunked`]
 //! writes and reads runs the same way; one index store publishes a whole
-//! run.
+//! run. Their steps ([`send_run`], [`answer_queued`], [`take_ready`]) are
+//! free functions, so that `perf/examples/instructions.rs` can count them
+//! run in turn on one thread.
 
 use super::{place, spin_until, YIELD_EVERY};
 use rtrb::{Consumer, Producer, RingBuffer};
@@ -91,34 +93,19 @@ impl RtrbPair {
                 ready2.wait();
                 let mut idle = 0u32;
                 loop {
-                    let queued = inbox.slots();
-                    if queued == 0 {
-                        if stop2.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        idle = idle.wrapping_add(1);
-                        if idle % YIELD_EVERY == 0 {
-                            thread::yield_now();
-                        } else {
-                            std::hint::spin_loop();
-                        }
+                    if answer_queued(&mut inbox, &mut outbox) > 0 {
+                        idle = 0;
                         continue;
                     }
-                    idle = 0;
-                    let chunk = inbox.read_chunk(queued).expect("`slots` were queued");
-                    let (a, b) = chunk.as_slices();
-                    let mut answers = a.iter().chain(b).copied();
-                    let mut left = queued;
-                    while left > 0 {
-                        let room = outbox.slots().min(left);
-                        if room == 0 {
-                            std::hint::spin_loop();
-                            continue;
-                        }
-                        let out = outbox.write_chunk_uninit(room).expect("`slots` were free");
-                        left -= out.fill_from_iter(answers.by_ref().take(room));
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
                     }
-                    chunk.commit_all();
+                    idle = idle.wrapping_add(1);
+                    if idle % YIELD_EVERY == 0 {
+                        thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
             })
             .expect("spawn the chunked rtrb pair's worker");
@@ -161,22 +148,15 @@ impl RtrbClient {
         while got < n {
             if sent - got <= self.capacity / 2 {
                 let want = (n - sent).min(self.capacity - (sent - got)) as usize;
-                let room = self.requests.slots().min(want);
-                if room > 0 {
-                    let chunk = self.requests.write_chunk_uninit(room).expect("`slots` were free");
-                    sent += chunk.fill_from_iter(first + sent..) as u64;
-                }
+                sent += send_run(&mut self.requests, first + sent, want) as u64;
             }
-            let ready = self.replies.slots();
+            let (ready, folded) = take_ready(&mut self.replies, acc);
             if ready == 0 {
                 std::hint::spin_loop();
                 continue;
             }
-            let chunk = self.replies.read_chunk(ready).expect("`slots` were ready");
-            let (a, b) = chunk.as_slices();
-            acc = a.iter().chain(b).fold(acc, |acc, v| acc ^ v);
+            acc = folded;
             got += ready as u64;
-            chunk.commit_all();
         }
         acc
     }
@@ -208,4 +188,57 @@ impl RtrbClient {
         }
         acc
     }
+}
+
+/// The chunked caller's send: requests `first..` written as one chunk, as
+/// many of `want` as the ring has room for, published by one index store.
+/// Returns how many.
+#[inline]
+pub fn send_run(requests: &mut Producer<u64>, first: u64, want: usize) -> usize {
+    let room = requests.slots().min(want);
+    if room == 0 {
+        return 0;
+    }
+    requests.write_chunk_uninit(room).expect("`slots` were free").fill_from_iter(first..)
+}
+
+/// The chunked worker's step: every request queued taken as one chunk and
+/// answered into `outbox` in chunks as room allows (spinning while it is
+/// full), then released at once. Returns how many.
+#[inline]
+pub fn answer_queued(inbox: &mut Consumer<u64>, outbox: &mut Producer<u64>) -> usize {
+    let queued = inbox.slots();
+    if queued == 0 {
+        return 0;
+    }
+    let chunk = inbox.read_chunk(queued).expect("`slots` were queued");
+    let (a, b) = chunk.as_slices();
+    let mut answers = a.iter().chain(b).copied();
+    let mut left = queued;
+    while left > 0 {
+        let room = outbox.slots().min(left);
+        if room == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let out = outbox.write_chunk_uninit(room).expect("`slots` were free");
+        left -= out.fill_from_iter(answers.by_ref().take(room));
+    }
+    chunk.commit_all();
+    queued
+}
+
+/// The chunked caller's receive: every reply ready taken as one chunk.
+/// Returns how many, and `acc` xored with each.
+#[inline]
+pub fn take_ready(replies: &mut Consumer<u64>, acc: u64) -> (usize, u64) {
+    let ready = replies.slots();
+    if ready == 0 {
+        return (0, acc);
+    }
+    let chunk = replies.read_chunk(ready).expect("`slots` were ready");
+    let (a, b) = chunk.as_slices();
+    let acc = a.iter().chain(b).fold(acc, |acc, v| acc ^ v);
+    chunk.commit_all();
+    (ready, acc)
 }

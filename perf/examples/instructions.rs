@@ -18,6 +18,7 @@
 mod common;
 
 use common::echo::{echo_pool_with, ping, ping_batch, ITEMS};
+use common::rtrb_pair::{answer_queued, send_run, take_ready};
 use rtrb::RingBuffer;
 use shardpool::Idle;
 use std::hint::black_box;
@@ -33,11 +34,10 @@ fn caller_batch(pool: &shardpool::ThreadPool<common::echo::Echo>, n: u64) -> u64
     (0..n).fold(0, |acc, i| acc ^ ping_batch(pool, i * 1024, 1024))
 }
 
-/// The chunked pair's steps for one batch of `n` (at most the capacity):
-/// the caller writes the requests as one chunk, the worker reads them as
-/// one chunk and answers them into the reply ring as one chunk, the caller
-/// reads the replies as one chunk; the same calls as
-/// `RtrbPair::start_chunked` and `RtrbClient::batch_chunked`.
+/// The chunked pair's steps for one batch of `n` (at most the capacity),
+/// run in turn: the caller's send, the worker's answer, the caller's
+/// receive, each as one chunk (the steps of `RtrbPair::start_chunked` and
+/// `RtrbClient::batch_chunked`).
 #[inline(never)]
 fn pair_chunked(
     requests: &mut rtrb::Producer<u64>,
@@ -47,20 +47,9 @@ fn pair_chunked(
     first: u64,
     n: usize,
 ) -> u64 {
-    let chunk = requests.write_chunk_uninit(n).expect("room for the batch");
-    chunk.fill_from_iter(first..);
-    let queued = inbox.slots();
-    let chunk = inbox.read_chunk(queued).expect("`slots` were queued");
-    let (a, b) = chunk.as_slices();
-    let out = outbox.write_chunk_uninit(queued).expect("room for the replies");
-    out.fill_from_iter(a.iter().chain(b).copied());
-    chunk.commit_all();
-    let ready = replies.slots();
-    let chunk = replies.read_chunk(ready).expect("`slots` were ready");
-    let (a, b) = chunk.as_slices();
-    let acc = a.iter().chain(b).fold(0, |acc, v| acc ^ v);
-    chunk.commit_all();
-    acc
+    assert_eq!(send_run(requests, first, n), n, "room for the batch");
+    answer_queued(inbox, outbox);
+    take_ready(replies, 0).1
 }
 
 fn main() {
