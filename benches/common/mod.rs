@@ -11,6 +11,8 @@
 
 pub mod actor;
 pub mod cache_line;
+#[cfg(target_os = "linux")]
+pub mod cpu;
 pub mod echo;
 pub mod ffwd;
 pub mod mtp;

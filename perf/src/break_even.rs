@@ -1,12 +1,13 @@
 //! Break-even: 1000 messages each carrying `W` ns of calibrated work, to a
 //! pool of 2 workers, against doing the work inline.
 
+use crate::common::cpu::{cpu_split, CpuSplit};
 use crate::common::echo::{burn_batch, echo_pool_with};
 use crate::common::mtp::{mtp_burn_batch, mtp_echo_pool};
 use crate::common::place;
 use crate::common::work::{burn, ns_per_round, rounds_for};
 use crate::measure::{fmt_ns, fmt_x, ns_per_elem, ns_per_elem_after_gap, Budget, Floor, Floors};
-use crate::resources::{cpu_split, CpuSplit};
+use crate::resources::workers_cell;
 use crate::table::Table;
 use std::hint::black_box;
 use std::time::Duration;
@@ -162,7 +163,7 @@ impl BreakEven {
                 fmt_ns(r.inline),
                 fmt_ns(s.wall),
                 fmt_ns(s.caller),
-                s.workers_cell(),
+                workers_cell(s),
                 fmt_ns(s.caller + workers - r.inline),
                 fmt_x(target),
                 fmt_ns(2.0 * r.inline / target - r.inline),

@@ -2,13 +2,14 @@
 //! rayon, and many callers sharing one pool.
 
 use crate::common::actor::ActorPool;
+use crate::common::cpu::{cpu_split, CpuSplit};
 use crate::common::echo::{echo_pool, echo_pool_with, ping, ping_batch, ITEMS};
 use crate::common::ffwd::FfwdPool;
 use crate::common::mtp::{mtp_echo_pool, mtp_ping, mtp_ping_batch, mtp_randoms_pool, MtpMean, MtpSum};
 use crate::common::place;
 use crate::common::rtrb_pair::RtrbPair;
 use crate::measure::{fmt_ns, fmt_rate, fmt_x, ns_per_elem, Budget, Floor, Floors};
-use crate::resources::{cpu_split, CpuSplit};
+use crate::resources::workers_cell;
 use crate::table::Table;
 use rayon::prelude::*;
 use shardpool::{AddRequest, ThreadPool};
@@ -340,7 +341,7 @@ impl RandomsResults {
                 fmt_ns(r.ns[0]),
                 fmt_ns(split.wall),
                 fmt_ns(split.caller),
-                split.workers_cell(),
+                workers_cell(split),
                 fmt_x(workers / r.ns[0]),
             ]);
         }
