@@ -91,20 +91,14 @@ impl RtrbPair {
             .spawn(move || {
                 place::pin_current(core);
                 ready2.wait();
-                let mut idle = 0u32;
                 loop {
-                    if answer_queued(&mut inbox, &mut outbox) > 0 {
-                        idle = 0;
-                        continue;
-                    }
-                    if stop2.load(Ordering::Relaxed) {
+                    let mut served = 0;
+                    spin_until(|| {
+                        served = answer_queued(&mut inbox, &mut outbox);
+                        served > 0 || stop2.load(Ordering::Relaxed)
+                    });
+                    if served == 0 {
                         break;
-                    }
-                    idle = idle.wrapping_add(1);
-                    if idle % YIELD_EVERY == 0 {
-                        thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
                     }
                 }
             })
